@@ -1,0 +1,32 @@
+import pytest
+
+from twistedpypi.render import HTML, SIMPLE_HTML, SIMPLE_JSON
+from twistedpypi.web.negotiate import choose_media_type
+
+
+@pytest.mark.parametrize(
+    "accept, chosen",
+    [
+        (None, HTML),
+        (b"*/*", HTML),
+        (b"text/html", HTML),
+        (b"application/vnd.pypi.simple.v1+json", SIMPLE_JSON),
+        (b"application/vnd.pypi.simple.latest+json", SIMPLE_JSON),
+        (b"application/vnd.pypi.simple.v1+html", SIMPLE_HTML),
+        # pip's and uv's header
+        (b"application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01", SIMPLE_JSON),
+        (b"application/vnd.pypi.simple.v1+json;q=0.2, text/html", HTML),
+        (b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", HTML),
+        (b"application/*", SIMPLE_JSON),
+        (b"image/png", None),
+        (b"application/vnd.pypi.simple.v1+json;q=0", None),
+    ],
+)
+def test_the_accept_header_picks_the_representation(accept, chosen):
+    assert choose_media_type(accept) == chosen
+
+
+def test_the_format_parameter_wins_over_the_header():
+    assert choose_media_type(b"text/html", b"application/vnd.pypi.simple.v1+json") == SIMPLE_JSON
+    assert choose_media_type(b"application/vnd.pypi.simple.v1+json", b"text/html") == HTML
+    assert choose_media_type(None, b"image/png") is None

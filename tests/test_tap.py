@@ -1,0 +1,77 @@
+import os
+
+import pytest
+from twisted.python import usage
+
+from twistedpypi.tap import Options, parse_size
+
+
+def parse(*arguments):
+    options = Options()
+    options.parseOptions(list(arguments))
+    return options
+
+
+def test_defaults_are_pypiservers(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    options = parse()
+    config = options.config()
+    assert config.directories == [str(tmp_path / "packages")]
+    assert os.path.isdir(tmp_path / "packages")
+    assert options["endpoint"] == "tcp:8080:interface=0.0.0.0"
+    assert config.authenticate == frozenset({"update"})
+    assert config.passwords is None
+    assert config.fallback_url == "https://pypi.org/simple/"
+    assert config.hash_algo == "sha256"
+
+
+def test_pypiserver_command_line_is_understood(tmp_path):
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:{SHA}x\n")
+    options = parse(
+        "run", "-p", "9000", "-i", "127.0.0.1", "-P", str(htpasswd), "-a", "update,download",
+        "-o", "--fallback-url", "https://mirror.example/simple", "--cache-control", "600",
+        "--hash-algo", "md5", str(tmp_path / "a"), str(tmp_path / "b"),
+    )
+    config = options.config()
+    assert options["endpoint"] == "tcp:9000:interface=127.0.0.1"
+    assert config.directories == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert config.authenticate == frozenset({"update", "download"})
+    assert config.overwrite
+    assert config.fallback_url == "https://mirror.example/simple/"
+    assert config.cache_control == 600
+    assert config.hash_algorithms == ("sha256", "md5")
+
+
+def test_endpoint_strings_and_open_servers(tmp_path):
+    options = parse("-p", "tcp:0:interface=127.0.0.1", "-P", ".", "-a", ".", "--disable-fallback", str(tmp_path))
+    assert options["endpoint"] == "tcp:0:interface=127.0.0.1"
+    assert options.config().authenticate == frozenset()
+    assert options.config().fallback_url is None
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["-a", "upload"], "unknown action"),
+        (["-a", "update"], "needs a password file"),
+        (["-P", "/nonexistent/htpasswd"], "cannot read the password file"),
+        (["-p", "99999"], "not a port number"),
+        (["-p", "nonsense:1:2"], "not a port number or endpoint"),
+        (["--hash-algo", "nohash"], "--hash-algo"),
+        (["--cache-control", "soon"], "--cache-control"),
+        (["--max-upload-size", "big"], "not a size"),
+        (["--welcome", "/nonexistent.html"], "--welcome"),
+        (["/proc/cannot/create"], "cannot be created"),
+    ],
+)
+def test_bad_values_stop_it_with_one_clear_line(tmp_path, arguments, message):
+    with pytest.raises(usage.UsageError, match=message):
+        parse(*arguments, *([] if arguments[0].startswith("/") else [str(tmp_path)]))
+
+
+def test_sizes():
+    assert parse_size("500") == 500
+    assert parse_size("100M") == 100 * 1024**2
+    assert parse_size("2G") == 2 * 1024**3
+    assert parse_size("1.5KiB") == 1536

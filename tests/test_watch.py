@@ -1,0 +1,90 @@
+"""
+The watcher against a real directory and the real reactor: files copied in
+are served within a second, removed ones disappear, half-written ones never
+show.
+"""
+
+import os
+import shutil
+import time
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+
+from tests.distributions import sdist_bytes, wheel_bytes, write
+from twistedpypi.index import PackageIndex
+from twistedpypi.watch import PackageWatcher
+
+
+async def wait_for(condition, timeout=1.0):
+    """Wait until C{condition()} holds; return the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout}s")
+        await task.deferLater(reactor, 0.01)
+    return time.monotonic() - started
+
+
+@pytest.fixture(params=["inotify", "polling"])
+def watcher(request, packages):
+    watcher = PackageWatcher(PackageIndex(), [str(packages)], use_inotify=request.param == "inotify")
+    yield watcher
+    watcher.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_initial_scan_then_new_and_removed_files_within_a_second(watcher, packages, tmp_path):
+    write(packages, wheel_bytes("first", "1.0"))
+    watcher.startService()
+    await watcher.ready
+    assert list(watcher.index.projects) == ["first"]
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    source = write(outside, sdist_bytes("second", "1.0"))
+    shutil.copy(source, packages)
+    await wait_for(lambda: watcher.index.project("second") is not None)
+
+    os.remove(packages / "first-1.0-py3-none-any.whl")
+    await wait_for(lambda: watcher.index.project("first") is None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_new_subdirectories_are_watched(watcher, packages):
+    watcher.startService()
+    await watcher.ready
+    (packages / "team" / "nested").mkdir(parents=True)
+    write(packages / "team" / "nested", wheel_bytes("nested", "1.0"))
+    await wait_for(lambda: watcher.index.project("nested") is not None)
+    shutil.rmtree(packages / "team")
+    await wait_for(lambda: watcher.index.project("nested") is None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_half_written_file_is_never_served(watcher, packages):
+    watcher.startService()
+    await watcher.ready
+    filename, data = wheel_bytes("slow", "1.0")
+    stream = open(packages / filename, "wb")
+    try:
+        for offset in range(0, len(data), 64):
+            stream.write(data[offset : offset + 64])
+            stream.flush()
+            await task.deferLater(reactor, 0.05)
+            assert watcher.index.file(filename) is None
+    finally:
+        stream.close()
+    await wait_for(lambda: watcher.index.file(filename) is not None, timeout=3.0)
+    assert watcher.index.file(filename).size == len(data)
+
+
+@pytest_twisted.ensureDeferred
+async def test_signatures_are_noticed(watcher, packages):
+    path = write(packages, sdist_bytes("signed", "1.0"))
+    watcher.startService()
+    await watcher.ready
+    with open(path + ".asc", "wb") as stream:
+        stream.write(b"signature")
+    await wait_for(lambda: watcher.index.files_by_path[path].signature)

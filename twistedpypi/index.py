@@ -1,0 +1,262 @@
+"""
+The in-memory index: which projects and files exist, with everything known
+about each file, and the pages rendered from them.
+
+Pages are rendered the first time they are asked for after a change and kept
+until the next change touches them, so answering a request is a dictionary
+lookup whatever the number of files.  Pure: no I/O, no reactor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable
+
+from packaging.version import InvalidVersion, Version
+
+from twistedpypi.distfile import DistributionName, version_sort_key
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionFile:
+    """
+    One distribution file in a package directory, described once when it
+    appeared.
+
+    @ivar filename: its base name, which is also its URL under C{/packages/}.
+    @ivar path: its absolute path on disk.
+    @ivar mtime_ns: its modification time, which is also its upload time.
+    @ivar hashes: hex digests by algorithm name; always has C{sha256}.
+    @ivar metadata: its core metadata file, if one could be read.
+    @ivar metadata_sha256: the sha256 of C{metadata} when it may be served
+        as the PEP 658 metadata file, else L{None}.
+    @ivar display_name: the project name as the metadata spells it.
+    @ivar signature: whether a detached signature C{<filename>.asc} sits
+        beside it.
+    """
+
+    filename: str
+    path: str
+    dist: DistributionName
+    size: int
+    mtime_ns: int
+    hashes: dict[str, str]
+    metadata: bytes | None = None
+    metadata_sha256: str | None = None
+    requires_python: str | None = None
+    display_name: str | None = None
+    signature: bool = False
+
+    @property
+    def project(self) -> str:
+        """The normalised project name."""
+        return self.dist.project
+
+    @property
+    def version(self) -> str:
+        """The version, as in the file name."""
+        return self.dist.version
+
+    @property
+    def sha256(self) -> str:
+        """The file's sha256, hex."""
+        return self.hashes["sha256"]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """
+    A rendered response body with its media type and ETag.
+    """
+
+    body: bytes
+    content_type: bytes
+    etag: bytes
+
+    @classmethod
+    def of(cls, body: bytes, content_type: bytes) -> "Page":
+        """
+        Wrap a body, deriving a strong ETag from its bytes.
+        """
+        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        return cls(body, content_type, b'"' + digest.encode("ascii") + b'"')
+
+
+@dataclass(slots=True)
+class Project:
+    """
+    One project: its files and the pages rendered from them.
+    """
+
+    name: str
+    files: dict[str, DistributionFile] = field(default_factory=dict)
+    pages: dict[object, Page] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        """
+        The name as the newest file's metadata spells it, or the normalised
+        name.
+        """
+        for dist in reversed(self.sorted_files()):
+            if dist.display_name:
+                return dist.display_name
+        return self.name
+
+    def sorted_files(self) -> list[DistributionFile]:
+        """
+        The files, oldest version first, then by file name.
+        """
+        return sorted(
+            self.files.values(),
+            key=lambda dist: (version_sort_key(dist.version), dist.filename),
+        )
+
+    def versions(self) -> list[str]:
+        """
+        The distinct versions, oldest first.
+        """
+        return sorted({dist.version for dist in self.files.values()}, key=version_sort_key)
+
+    def latest_version(self) -> str:
+        """
+        The newest final release, or the newest version when there are only
+        pre-releases.
+        """
+        versions = self.versions()
+        for version in reversed(versions):
+            try:
+                if not Version(version).is_prerelease:
+                    return version
+            except InvalidVersion:
+                continue
+        return versions[-1]
+
+    def cached(self, key: object, render: Callable[[], Page]) -> Page:
+        """
+        The page under C{key}, rendered by C{render} if the project changed
+        since it was last rendered.
+        """
+        page = self.pages.get(key)
+        if page is None:
+            page = self.pages[key] = render()
+        return page
+
+
+class PackageIndex:
+    """
+    Every project and file being served, and the index-wide pages.
+
+    Changes arrive in batches through L{update}; each batch invalidates just
+    the pages that can have changed.
+    """
+
+    def __init__(self) -> None:
+        self.projects: dict[str, Project] = {}
+        self.files_by_path: dict[str, DistributionFile] = {}
+        self.files_by_name: dict[str, DistributionFile] = {}
+        self._same_name: dict[str, list[DistributionFile]] = {}
+        self.serial = 0
+        self._pages: dict[object, Page] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    @property
+    def file_count(self) -> int:
+        """How many files are served."""
+        return len(self.files_by_path)
+
+    def project(self, name: str) -> Project | None:
+        """The project of that normalised name, if any."""
+        return self.projects.get(name)
+
+    def file(self, filename: str) -> DistributionFile | None:
+        """The file served under that name, if any."""
+        return self.files_by_name.get(filename)
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call C{listener} after every batch of changes."""
+        self._listeners.append(listener)
+
+    def update(
+        self,
+        added: Iterable[DistributionFile] = (),
+        removed: Iterable[str] = (),
+    ) -> None:
+        """
+        Apply a batch of changes: files that appeared or changed, and paths
+        that disappeared.
+        """
+        touched: set[str] = set()
+        for path in removed:
+            old = self.files_by_path.pop(path, None)
+            if old is not None:
+                self._unlink(old)
+                touched.add(old.project)
+        for dist in added:
+            old = self.files_by_path.pop(dist.path, None)
+            if old is not None:
+                self._unlink(old)
+                touched.add(old.project)
+            self.files_by_path[dist.path] = dist
+            self._link(dist)
+            touched.add(dist.project)
+        if not touched:
+            return
+        for name in touched:
+            project = self.projects.get(name)
+            if project is not None:
+                project.pages.clear()
+        self.serial += 1
+        self._pages.clear()
+        for listener in self._listeners:
+            listener()
+
+    def set_signature(self, path: str, present: bool) -> None:
+        """
+        Record that the detached signature of the file at C{path} appeared
+        or disappeared.
+        """
+        dist = self.files_by_path.get(path)
+        if dist is not None and dist.signature != present:
+            self.update(added=[replace(dist, signature=present)])
+
+    def _link(self, dist: DistributionFile) -> None:
+        # With the same file name in several directories, the one seen first
+        # is served; the others wait behind it in case it goes away.
+        same_name = self._same_name.setdefault(dist.filename, [])
+        same_name.append(dist)
+        if same_name[0] is dist:
+            self.files_by_name[dist.filename] = dist
+            project = self.projects.get(dist.project)
+            if project is None:
+                project = self.projects[dist.project] = Project(dist.project)
+            project.files[dist.filename] = dist
+
+    def _unlink(self, dist: DistributionFile) -> None:
+        same_name = self._same_name[dist.filename]
+        served = same_name[0] is dist
+        same_name.remove(dist)
+        if not served:
+            return
+        project = self.projects[dist.project]
+        del project.files[dist.filename]
+        if same_name:
+            successor = same_name[0]
+            self.files_by_name[dist.filename] = successor
+            project.files[dist.filename] = successor
+        else:
+            del self._same_name[dist.filename]
+            del self.files_by_name[dist.filename]
+        if not project.files:
+            del self.projects[dist.project]
+
+    def cached(self, key: object, render: Callable[[], Page]) -> Page:
+        """
+        An index-wide page (root listings, welcome page), rendered by
+        C{render} if anything changed since it was last rendered.
+        """
+        page = self._pages.get(key)
+        if page is None:
+            page = self._pages[key] = render()
+        return page

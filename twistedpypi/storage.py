@@ -1,0 +1,172 @@
+"""
+The package directories on disk: finding distribution files and describing
+each one (size, hashes, metadata).
+
+Every function here blocks on the file system: call them in a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+from twistedpypi.distfile import DistributionName, normalize_name, parse_filename
+from twistedpypi.index import DistributionFile
+from twistedpypi.metadata import read_core_metadata
+
+SIGNATURE_SUFFIX = ".asc"
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """
+    What a directory scan learns of a distribution file without reading it.
+    """
+
+    path: str
+    dist: DistributionName
+    size: int
+    mtime_ns: int
+
+
+def _inside(path: str, roots: list[str]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == root or real.startswith(root + os.sep) for root in roots)
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """
+    What a scan of a directory tree found.
+
+    @ivar files: distribution files by path.
+    @ivar signed: paths of files that have a detached signature beside them.
+    @ivar directories: every directory walked, the top ones included.
+    """
+
+    files: dict[str, FileState]
+    signed: set[str]
+    directories: list[str]
+
+
+def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
+    """
+    Find every distribution file below C{directories}, recursively, without
+    reading any.
+
+    Hidden files and directories are skipped, and so are symbolic links that
+    lead outside the package directories C{roots} (by default the
+    directories themselves).
+
+    """
+    roots = [os.path.realpath(root) for root in (roots or directories)]
+    found: dict[str, FileState] = {}
+    signed: set[str] = set()
+    walked: list[str] = []
+    pending = list(directories)
+    while pending:
+        directory = pending.pop()
+        walked.append(directory)
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_symlink() and not _inside(entry.path, roots):
+                    continue
+                if entry.is_dir():
+                    if not entry.is_symlink():
+                        pending.append(entry.path)
+                    continue
+                if entry.name.endswith(SIGNATURE_SUFFIX):
+                    signed.add(entry.path[: -len(SIGNATURE_SUFFIX)])
+                    continue
+                dist = parse_filename(entry.name)
+                if dist is None or not entry.is_file():
+                    continue
+                stat = entry.stat()
+            except OSError:
+                continue
+            found[entry.path] = FileState(entry.path, dist, stat.st_size, stat.st_mtime_ns)
+    return ScanResult(found, signed, walked)
+
+
+def stat_file(path: str, roots: list[str]) -> FileState | None:
+    """
+    The state of one distribution file, or L{None} if it is gone, is not a
+    distribution, or is a link leading outside C{roots}.
+    """
+    dist = parse_filename(os.path.basename(path))
+    if dist is None:
+        return None
+    try:
+        if os.path.islink(path) and not _inside(path, roots):
+            return None
+        stat = os.stat(path)
+    except OSError:
+        return None
+    if not os.path.isfile(path):
+        return None
+    return FileState(path, dist, stat.st_size, stat.st_mtime_ns)
+
+
+def file_hashes(path: str, algorithms: tuple[str, ...]) -> dict[str, str]:
+    """
+    Hash a file in chunks with each of C{algorithms} in one pass.
+    """
+    hashers = {name: hashlib.new(name) for name in algorithms}
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            for hasher in hashers.values():
+                hasher.update(chunk)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+
+
+def describe(
+    state: FileState, algorithms: tuple[str, ...], signed: bool
+) -> DistributionFile | None:
+    """
+    Read a distribution file once: its hashes and core metadata.
+
+    @return: L{None} if the file vanished or changed while it was read (it
+        was still being written); it will be described again when it
+        settles.
+    """
+    try:
+        hashes = file_hashes(state.path, algorithms)
+        stat = os.stat(state.path)
+    except OSError:
+        return None
+    if (stat.st_size, stat.st_mtime_ns) != (state.size, state.mtime_ns):
+        return None
+    metadata = read_core_metadata(state.path, state.dist.kind)
+    display_name = requires_python = None
+    if metadata is not None:
+        fields = metadata.fields()
+        name = fields.get("name")
+        # A name that does not match the file's is not trusted for display.
+        if isinstance(name, str) and normalize_name(name.strip()) == state.dist.project:
+            display_name = name.strip()
+        requires_python = metadata.requires_python()
+    return DistributionFile(
+        filename=os.path.basename(state.path),
+        path=state.path,
+        dist=state.dist,
+        size=state.size,
+        mtime_ns=state.mtime_ns,
+        hashes=hashes,
+        metadata=metadata.raw if metadata is not None else None,
+        metadata_sha256=(
+            hashlib.sha256(metadata.raw).hexdigest()
+            if metadata is not None and metadata.servable
+            else None
+        ),
+        requires_python=requires_python,
+        display_name=display_name,
+        signature=signed,
+    )

@@ -1,0 +1,215 @@
+"""
+C{twistd pypi}: the command line, and the service it builds.
+
+The flags are pypiserver's, so switching from C{pypi-server run} is one
+word.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+
+from twisted.application import service, strports
+from twisted.logger import Logger
+from twisted.python import usage
+
+from twistedpypi.config import ACTIONS, DEFAULT_FALLBACK_URL, Config
+
+log = Logger()
+
+DEFAULT_DIRECTORY = "~/packages"
+
+
+def parse_size(value: str) -> int:
+    """
+    Read a size such as C{500}, C{100K}, C{20M} or C{2G} as bytes.
+    """
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    multiplier = units.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        size = int(float(number) * multiplier)
+    except ValueError:
+        raise usage.UsageError(f"{value!r} is not a size (try 100M or 2G)") from None
+    if size <= 0:
+        raise usage.UsageError(f"{value!r} is not a positive size")
+    return size
+
+
+class Options(usage.Options):
+    """
+    C{twistd pypi [options] [PACKAGE_DIR ...]}
+    """
+
+    synopsis = "[options] [PACKAGE_DIR ...]"
+    longdesc = (
+        "Serve the distribution files in PACKAGE_DIR (default ~/packages, "
+        "searched recursively; the first directory receives uploads) as a "
+        "Python package index for pip, uv and twine."
+    )
+
+    optParameters = [
+        ["port", "p", "8080", "Port number, or a Twisted endpoint such as tcp:8080:interface=127.0.0.1 or ssl:443:privateKey=key.pem."],
+        ["interface", "i", "0.0.0.0", "Interface to listen on when --port is a number."],
+        ["passwords", "P", None, "htpasswd file for authentication ('.' for none)."],
+        ["authenticate", "a", None, "Comma-separated actions that need a password: update, download, list ('.' for none). Default: update."],
+        ["fallback-url", None, DEFAULT_FALLBACK_URL, "Index to send clients to for projects not found here."],
+        ["welcome", None, None, "HTML file shown as the welcome page."],
+        ["cache-control", None, None, "Add 'Cache-Control: public, max-age=AGE' to responses."],
+        ["hash-algo", None, "sha256", "Hash in the simple index's links (a hashlib name, or 'off')."],
+        ["health-endpoint", None, "/health", "Path that answers 200 while serving."],
+        ["max-upload-size", None, "1G", "Largest upload accepted (e.g. 500M, 2G)."],
+    ]
+    optFlags = [
+        ["overwrite", "o", "Allow uploads to replace existing files."],
+        ["disable-fallback", None, "Answer 404 for projects not found here instead of redirecting."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["directories"] = []
+
+    def opt_passwd(self, path: str) -> None:
+        """Alias for --passwords."""
+        self["passwords"] = path
+
+    def parseOptions(self, options=None) -> None:
+        # "twistd pypi run -p 8080 dir" as pypiserver 2 users write it.
+        if options is None:
+            options = sys.argv[1:]
+        if options[:1] == ["run"]:
+            options = options[1:]
+        super().parseOptions(options)
+
+    def parseArgs(self, *directories: str) -> None:
+        self["directories"] = list(directories) or [DEFAULT_DIRECTORY]
+
+    def postOptions(self) -> None:
+        self["directories"] = [os.path.abspath(os.path.expanduser(d)) for d in self["directories"]]
+        self._check_port()
+        self._check_auth()
+        algo = self["hash-algo"]
+        if algo.lower() in ("off", "none", "false", "0"):
+            self["hash-algo"] = None
+        elif algo not in hashlib.algorithms_available:
+            raise usage.UsageError(f"--hash-algo {algo!r} is not a hash this Python knows")
+        if self["cache-control"] is not None:
+            try:
+                self["cache-control"] = int(self["cache-control"])
+            except ValueError:
+                raise usage.UsageError("--cache-control takes a number of seconds") from None
+            if self["cache-control"] < 0:
+                raise usage.UsageError("--cache-control takes a number of seconds")
+        self["max-upload-size"] = parse_size(self["max-upload-size"])
+        if not self["health-endpoint"].startswith("/"):
+            raise usage.UsageError("--health-endpoint must start with '/'")
+        if self["welcome"] is not None:
+            try:
+                with open(self["welcome"], "rb") as stream:
+                    self["welcome-html"] = stream.read()
+            except OSError as error:
+                raise usage.UsageError(f"cannot read --welcome file: {error.strerror}") from None
+        if not self["fallback-url"].endswith("/"):
+            self["fallback-url"] += "/"
+        for directory in self["directories"]:
+            self._ensure_directory(directory)
+
+    def _check_port(self) -> None:
+        port = self["port"]
+        if port.isdigit():
+            if not 0 <= int(port) <= 65535:
+                raise usage.UsageError(f"--port {port} is not a port number (0-65535)")
+            interface = self["interface"].replace(":", "\\:")
+            self["endpoint"] = f"tcp:{port}:interface={interface}"
+            return
+        from twisted.internet import endpoints, reactor
+
+        try:
+            endpoints.serverFromString(reactor, port)
+        except (ValueError, TypeError, KeyError) as error:
+            raise usage.UsageError(f"--port {port!r} is not a port number or endpoint: {error}") from None
+        self["endpoint"] = port
+
+    def _check_auth(self) -> None:
+        explicit = self["authenticate"] is not None
+        raw = self["authenticate"] if explicit else "update"
+        actions = {a.strip().lower() for a in raw.split(",") if a.strip()}
+        if actions == {"."}:
+            actions = set()
+        unknown = actions - set(ACTIONS)
+        if unknown:
+            raise usage.UsageError(
+                f"-a/--authenticate: unknown action {', '.join(sorted(unknown))!r}"
+                f" (choose from {', '.join(ACTIONS)}, or '.' for none)"
+            )
+        passwords = self["passwords"]
+        if passwords == ".":
+            passwords = None
+        if passwords is not None:
+            try:
+                with open(passwords, "rb"):
+                    pass
+            except OSError as error:
+                raise usage.UsageError(
+                    f"cannot read the password file {passwords}: {error.strerror}"
+                ) from None
+            if not actions:
+                raise usage.UsageError(
+                    "a password file was given but -a protects nothing; "
+                    "name the actions (-a update) or drop -P"
+                )
+        elif explicit and actions:
+            raise usage.UsageError(
+                f"-a {','.join(sorted(actions))} needs a password file: give -P HTPASSWD,"
+                " or -P . -a . for an open server"
+            )
+        self["passwords"] = passwords
+        self["authenticate"] = frozenset(actions)
+
+    @staticmethod
+    def _ensure_directory(directory: str) -> None:
+        if os.path.isdir(directory):
+            return
+        try:
+            os.makedirs(directory)
+        except OSError as error:
+            raise usage.UsageError(
+                f"package directory {directory} is missing and cannot be created: {error.strerror}"
+            ) from None
+        log.info("created the package directory {directory}", directory=directory)
+
+    def config(self) -> Config:
+        """The settings these options describe."""
+        return Config(
+            directories=self["directories"],
+            passwords=self["passwords"],
+            authenticate=self["authenticate"],
+            overwrite=bool(self["overwrite"]),
+            fallback_url=None if self["disable-fallback"] else self["fallback-url"],
+            welcome_html=self.get("welcome-html"),
+            cache_control=self["cache-control"],
+            hash_algo=self["hash-algo"],
+            health_endpoint=self["health-endpoint"],
+            max_upload_size=self["max-upload-size"],
+        )
+
+
+def makeService(options: Options) -> service.IService:
+    """
+    Wire the index, the directory watcher and the web site together.
+    """
+    from twistedpypi.index import PackageIndex
+    from twistedpypi.watch import PackageWatcher
+    from twistedpypi.web.site import make_site
+
+    config = options.config()
+    top = service.MultiService()
+    index = PackageIndex()
+    watcher = PackageWatcher(index, config.directories, config.hash_algorithms)
+    watcher.setServiceParent(top)
+    site = make_site(config, index, watcher)
+    strports.service(options["endpoint"], site).setServiceParent(top)
+    return top

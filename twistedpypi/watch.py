@@ -1,0 +1,316 @@
+"""
+Keeps the in-memory index in step with the package directories: a full scan
+at start-up, then inotify events (or polling where inotify is missing), with
+a periodic full rescan as a safety net.
+
+Only complete files are indexed: with inotify a file counts once it is closed
+after writing or moved into place; a scan skips files modified in the last
+moments, which the events announce when they settle.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterable
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.python.filepath import FilePath
+
+from twistedpypi.index import DistributionFile, PackageIndex
+from twistedpypi.storage import SIGNATURE_SUFFIX, FileState, ScanResult, describe, scan, stat_file
+
+try:
+    from twisted.internet import inotify
+except ImportError:  # not Linux
+    inotify = None
+
+log = Logger()
+
+SETTLE_SECONDS = 2.0
+"""A file modified more recently than this is left to the events to announce."""
+
+RESCAN_INTERVAL = 60.0
+"""Seconds between safety-net rescans when inotify announces changes."""
+
+POLL_INTERVAL = 0.4
+"""Seconds between scans where there is no inotify."""
+
+EVENT_DELAY = 0.02
+"""Seconds to gather a burst of events into one batch."""
+
+_FILE_EVENTS = (
+    (inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO | inotify.IN_MOVED_FROM | inotify.IN_DELETE | inotify.IN_CREATE)
+    if inotify is not None
+    else 0
+)
+
+
+class PackageWatcher(Service):
+    """
+    Feeds a L{PackageIndex} from package directories.
+
+    @ivar ready: fires once the first full scan is in the index.
+    """
+
+    def __init__(
+        self,
+        index: PackageIndex,
+        directories: list[str],
+        hash_algorithms: tuple[str, ...] = ("sha256",),
+        reactor=None,
+        use_inotify: bool = True,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor
+        self._reactor = reactor
+        self.index = index
+        self.directories = [os.path.abspath(d) for d in directories]
+        self._roots = [os.path.realpath(d) for d in self.directories]
+        self._algorithms = hash_algorithms
+        self._use_inotify = use_inotify and inotify is not None
+        self._lock = DeferredLock()
+        self._notifier = None
+        self._watched: set[str] = set()
+        self._pending: set[str] = set()
+        self._gone_directories: set[str] = set()
+        self._flush_call = None
+        self._loop: LoopingCall | None = None
+        self._previous_scan: dict[str, FileState] = {}
+        self.ready: Deferred[None] = Deferred()
+        self.is_ready = False
+
+    def startService(self) -> None:
+        super().startService()
+        Deferred.fromCoroutine(self._start()).addErrback(
+            lambda failure: log.failure("the package directories could not be read", failure)
+        )
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        if self._notifier is not None:
+            self._notifier.loseConnection()
+            self._notifier = None
+
+    async def _start(self) -> None:
+        started = time.monotonic()
+        if self._use_inotify:
+            self._notifier = inotify.INotify(self._reactor)
+            self._notifier.startReading()
+        found = await deferToThread(scan, self.directories, self._roots)
+        self._watch_directories(found.directories)
+        await self._apply(found, scope=None, settle=False)
+        log.info(
+            "indexed {files} files of {projects} projects from {directories} in {seconds:.2f}s"
+            " ({mode})",
+            files=self.index.file_count,
+            projects=len(self.index.projects),
+            directories=", ".join(self.directories),
+            seconds=time.monotonic() - started,
+            mode="inotify" if self._notifier is not None else "polling",
+        )
+        self.is_ready = True
+        self.ready.callback(None)
+        if not self.running:
+            return
+        interval = RESCAN_INTERVAL if self._notifier is not None else POLL_INTERVAL
+        self._loop = LoopingCall(self.rescan)
+        self._loop.clock = self._reactor
+        self._loop.start(interval, now=False).addErrback(
+            lambda failure: log.failure("rescanning the package directories failed", failure)
+        )
+
+    def rescan(self) -> Deferred[None]:
+        """
+        Scan every directory again and bring the index in line with it.
+        """
+
+        async def rescan() -> None:
+            found = await deferToThread(scan, self.directories, self._roots)
+            self._watch_directories(found.directories)
+            await self._apply(found, scope=None, settle=True)
+            # A file seen unchanged by two scans in a row is complete.
+            self._previous_scan = found.files
+
+        return Deferred.fromCoroutine(rescan())
+
+    def refresh(self, paths: Iterable[str]) -> Deferred[None]:
+        """
+        Look at some paths again right now and update the index: used when
+        this process itself wrote or removed them, so the change is visible
+        before any event arrives.
+        """
+        return Deferred.fromCoroutine(self._refresh_paths(set(paths)))
+
+    # inotify
+
+    def _watch_directories(self, directories: Iterable[str]) -> None:
+        if self._notifier is None:
+            return
+        for directory in directories:
+            if directory in self._watched:
+                continue
+            try:
+                self._notifier.watch(
+                    FilePath(directory),
+                    mask=_FILE_EVENTS,
+                    autoAdd=True,
+                    callbacks=[self._on_event],
+                )
+            except Exception as error:  # inotify raises plain errors
+                log.warn("cannot watch {directory}: {error}", directory=directory, error=error)
+                continue
+            self._watched.add(directory)
+
+    def _on_event(self, _watch, filepath: FilePath, mask: int) -> None:
+        path = os.fsdecode(filepath.path)
+        if mask & inotify.IN_ISDIR:
+            if mask & (inotify.IN_MOVED_FROM | inotify.IN_DELETE):
+                self._forget_directory(path)
+            elif mask & inotify.IN_MOVED_TO:
+                # Moved-in trees are not added by autoAdd: scan them.
+                self._pending.add(path)
+            elif mask & inotify.IN_CREATE:
+                self._watched.add(path)
+                self._pending.add(path)
+        elif mask & (inotify.IN_CREATE) and not mask & inotify.IN_CLOSE_WRITE:
+            # A file being created is not complete yet: wait for its close.
+            return
+        else:
+            self._pending.add(path)
+        if self._flush_call is None or not self._flush_call.active():
+            self._flush_call = self._reactor.callLater(EVENT_DELAY, self._flush)
+
+    def _forget_directory(self, path: str) -> None:
+        prefix = path + os.sep
+        for watched in [w for w in self._watched if w == path or w.startswith(prefix)]:
+            self._watched.discard(watched)
+            try:
+                self._notifier.ignore(FilePath(watched))
+            except KeyError:
+                pass
+        self._gone_directories.add(path)
+
+    def _flush(self) -> None:
+        paths, self._pending = self._pending, set()
+        self.refresh(paths).addErrback(
+            lambda failure: log.failure("updating the index failed", failure)
+        )
+
+    # applying changes
+
+    async def _refresh_paths(self, paths: set[str]) -> None:
+        gone_directories, self._gone_directories = self._gone_directories, set()
+        inspected = await deferToThread(_inspect, paths, self._roots)
+        removed = list(inspected.gone)
+        if gone_directories:
+            prefixes = tuple(p + os.sep for p in gone_directories)
+            removed += [p for p in self.index.files_by_path if p.startswith(prefixes)]
+        await self._apply(inspected.files, scope=[], settle=False, removed=removed)
+        for directory in inspected.directories:
+            found = await deferToThread(scan, [directory], self._roots)
+            self._watch_directories(found.directories)
+            await self._apply(found, scope=[directory], settle=False)
+        for path, present in inspected.signatures.items():
+            self.index.set_signature(path, present)
+
+    async def _apply(
+        self,
+        found: ScanResult,
+        scope: list[str] | None,
+        settle: bool,
+        removed: Iterable[str] = (),
+    ) -> None:
+        """
+        Bring the index in line with C{found}.
+
+        @param scope: the directories C{found} covers completely: indexed
+            files below them that C{found} lacks are removed.  L{None} means
+            everything; an empty list means remove nothing.
+        @param settle: skip files modified within L{SETTLE_SECONDS}; they
+            are still being written.
+        """
+        await self._lock.acquire()
+        try:
+            index = self.index
+            fresh = []
+            now_ns = time.time_ns()
+            for path, state in found.files.items():
+                known = index.files_by_path.get(path)
+                if known is not None and (known.size, known.mtime_ns) == (state.size, state.mtime_ns):
+                    if known.signature != (path in found.signed):
+                        index.set_signature(path, path in found.signed)
+                    continue
+                if (
+                    settle
+                    and now_ns - state.mtime_ns < SETTLE_SECONDS * 1e9
+                    and self._previous_scan.get(path) != state
+                ):
+                    continue
+                fresh.append(state)
+            gone = list(removed)
+            if scope is None:
+                gone += [p for p in index.files_by_path if p not in found.files]
+            elif scope:
+                prefixes = tuple(d.rstrip(os.sep) + os.sep for d in scope)
+                gone += [
+                    p for p in index.files_by_path
+                    if p.startswith(prefixes) and p not in found.files
+                ]
+            described: list[DistributionFile] = []
+            if fresh:
+                described = await deferToThread(self._describe_all, fresh, found.signed)
+            if described or gone:
+                index.update(added=described, removed=gone)
+        finally:
+            self._lock.release()
+
+    def _describe_all(self, states: list[FileState], signed: set[str]) -> list[DistributionFile]:
+        results = []
+        for state in states:
+            dist = describe(state, self._algorithms, state.path in signed)
+            if dist is not None:
+                results.append(dist)
+        return results
+
+
+class _Inspection:
+    """
+    What a look at some changed paths found.
+    """
+
+    def __init__(self) -> None:
+        self.files = ScanResult({}, set(), [])
+        self.gone: list[str] = []
+        self.directories: list[str] = []
+        self.signatures: dict[str, bool] = {}
+
+
+def _inspect(paths: Iterable[str], roots: list[str]) -> _Inspection:
+    """
+    Sort changed paths into distribution files, directories, signatures and
+    paths that are gone.  Blocking.
+    """
+    result = _Inspection()
+    for path in paths:
+        if os.path.isdir(path):
+            result.directories.append(path)
+        elif path.endswith(SIGNATURE_SUFFIX):
+            result.signatures[path[: -len(SIGNATURE_SUFFIX)]] = os.path.exists(path)
+        else:
+            state = stat_file(path, roots)
+            if state is None:
+                result.gone.append(path)
+                continue
+            result.files.files[path] = state
+            if os.path.exists(path + SIGNATURE_SUFFIX):
+                result.files.signed.add(path)
+    return result

@@ -1,0 +1,3 @@
+"""
+The HTTP side: thin Twisted Web resources over the in-memory index.
+"""

@@ -1,0 +1,99 @@
+"""
+Small pieces every resource uses to answer: sending a pre-rendered page
+with its ETag, relative redirects, plain error pages, the public base URL.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from twisted.web.http import NOT_MODIFIED
+from twisted.web.server import Request
+
+from twistedpypi.index import Page
+
+
+def send_page(
+    request: Request,
+    page: Page,
+    content_type: bytes | None = None,
+    cache_control: bytes | None = None,
+) -> bytes:
+    """
+    Answer with a pre-rendered page, or 304 when the client's
+    C{If-None-Match} already names it.
+    """
+    headers = request.responseHeaders
+    headers.setRawHeaders(b"content-type", [content_type or page.content_type])
+    if cache_control is not None:
+        headers.setRawHeaders(b"cache-control", [cache_control])
+    if request.setETag(page.etag):
+        if request.code == NOT_MODIFIED:
+            headers.removeHeader(b"content-type")
+        return b""
+    return page.body
+
+
+def relative_redirect(request: Request, target: str, code: int = 301) -> bytes:
+    """
+    Redirect to C{target}, a path from the site root, with a C{Location}
+    relative to the request's own path, so it stays right behind a reverse
+    proxy at any prefix.  The query string is kept.
+    """
+    depth = request.path.count(b"/") - 1
+    location = "../" * depth + target.lstrip("/")
+    if b"?" in request.uri:
+        location += "?" + request.uri.split(b"?", 1)[1].decode("latin-1")
+    request.setResponseCode(code)
+    request.setHeader(b"location", location.encode("utf-8") or b"./")
+    request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    link = escape(location)
+    return f'<html><body>Moved to <a href="{link}">{link}</a></body></html>\n'.encode("utf-8")
+
+
+def absolute_redirect(request: Request, location: str, code: int = 303) -> bytes:
+    """
+    Redirect to another site (the fallback index).
+    """
+    request.setResponseCode(code)
+    request.setHeader(b"location", location.encode("utf-8"))
+    request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    link = escape(location)
+    return f'<html><body>Moved to <a href="{link}">{link}</a></body></html>\n'.encode("utf-8")
+
+
+def error_page(request: Request, code: int, reason: str) -> bytes:
+    """
+    A short plain-text error whose reason also goes in the status line, where
+    pip and twine show it.
+    """
+    request.setResponseCode(code, reason.encode("utf-8", "replace")[:200])
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return (reason + "\n").encode("utf-8")
+
+
+def _forwarded(request: Request, name: bytes) -> str | None:
+    value = request.getHeader(name)
+    if not value:
+        return None
+    return value.decode("latin-1").split(",")[0].strip() or None
+
+
+def base_url(request: Request) -> str:
+    """
+    This server's public URL, without a trailing slash, as the client sees
+    it: from C{X-Forwarded-Proto}, C{X-Forwarded-Host} and
+    C{X-Forwarded-Prefix} when a reverse proxy sets them, else from the
+    request itself.
+    """
+    scheme = _forwarded(request, b"x-forwarded-proto") or (
+        "https" if request.isSecure() else "http"
+    )
+    host = _forwarded(request, b"x-forwarded-host") or _forwarded(request, b"host")
+    if not host:
+        address = request.getHost()
+        host = f"{address.host}:{address.port}"
+    prefix = (_forwarded(request, b"x-forwarded-prefix") or "").rstrip("/")
+    if prefix and not prefix.startswith("/"):
+        prefix = "/" + prefix
+    return f"{scheme}://{host}{prefix}"

@@ -1,0 +1,93 @@
+"""
+The site's root: routes each request to the resource for its first path
+segment.
+"""
+
+from __future__ import annotations
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from twistedpypi.config import Config
+from twistedpypi.distfile import normalize_name
+from twistedpypi.index import PackageIndex
+from twistedpypi.web.files import Packages
+from twistedpypi.web.jsonapi import JsonApi
+from twistedpypi.web.respond import error_page, relative_redirect
+from twistedpypi.web.simple import FallbackRedirect, MissingProject, NotFound, SimpleIndex
+from twistedpypi.web.welcome import Welcome
+
+
+class Health(Resource):
+    """
+    The health endpoint: 200 while the server is serving.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return b"ok\n"
+
+
+class ProjectShortcut(Resource):
+    """
+    C{/<project>/}: pypiserver sends it on to C{/simple/<project>/}, so
+    C{pip install -i http://host:8080 demo} works.
+    """
+
+    isLeaf = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def render_GET(self, request: Request) -> bytes:
+        return relative_redirect(request, f"/simple/{normalize_name(self.name)}/")
+
+
+class Root(Resource):
+    """
+    C{/}: the welcome page, and the parent of every route.
+    """
+
+    def __init__(self, config: Config, index: PackageIndex, missing: MissingProject | None = None) -> None:
+        super().__init__()
+        cache_control = (
+            f"public, max-age={config.cache_control}".encode("ascii")
+            if config.cache_control is not None
+            else None
+        )
+        if missing is None:
+            missing = FallbackRedirect(config.fallback_url) if config.fallback_url else NotFound()
+        self.welcome = Welcome(index, config.welcome_html)
+        self.health = Health()
+        self.health_path = config.health_endpoint.encode("utf-8")
+        self.putChild(b"simple", SimpleIndex(index, missing, config.hash_algo, cache_control))
+        self.putChild(b"packages", Packages(index, cache_control))
+        self.putChild(b"pypi", JsonApi(index))
+
+    def getChildWithDefault(self, name: bytes, request: Request) -> Resource:
+        if request.path == self.health_path:
+            return self.health
+        return super().getChildWithDefault(name, request)
+
+    def getChild(self, name: bytes, request: Request) -> Resource:
+        if name == b"":
+            return self.welcome
+        try:
+            return ProjectShortcut(name.decode("utf-8"))
+        except UnicodeDecodeError:
+            return _NoSuchPage()
+
+    def render_GET(self, request: Request) -> bytes:
+        # "http://host:8080" without the slash.
+        return self.welcome.render_GET(request)
+
+
+class _NoSuchPage(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        return error_page(request, 404, "no such page")

@@ -1,0 +1,133 @@
+"""
+The simple repository API under C{/simple/}: PEP 503 HTML and PEP 691 JSON,
+negotiated, from pages the index keeps rendered.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from twistedpypi.distfile import normalize_name
+from twistedpypi.index import PackageIndex, Page, Project
+from twistedpypi.render import (
+    HTML,
+    SIMPLE_JSON,
+    simple_project_html,
+    simple_project_json,
+    simple_root_html,
+    simple_root_json,
+)
+from twistedpypi.web.negotiate import choose_media_type
+from twistedpypi.web.respond import absolute_redirect, error_page, relative_redirect, send_page
+
+
+class MissingProject(Protocol):
+    """
+    What to answer for a project this server does not have.
+    """
+
+    def render_missing(self, request: Request, project: str, media_type: bytes) -> bytes | int:
+        """
+        Answer a request for the simple page of C{project}, which is not in
+        the local index; may return C{NOT_DONE_YET}.
+        """
+
+
+class NotFound:
+    """
+    Unknown projects are 404 (C{--disable-fallback}).
+    """
+
+    def render_missing(self, request: Request, project: str, media_type: bytes) -> bytes:
+        return error_page(request, 404, f"project {project!r} is not on this index")
+
+
+class FallbackRedirect:
+    """
+    Unknown projects are redirected to another index, as pypiserver does.
+    """
+
+    def __init__(self, fallback_url: str) -> None:
+        self.fallback_url = fallback_url
+
+    def render_missing(self, request: Request, project: str, media_type: bytes) -> bytes:
+        return absolute_redirect(request, f"{self.fallback_url}{project}/")
+
+
+def render_project_page(project: Project, media_type: bytes, hash_algo: str | None) -> Page:
+    """
+    A project's page in one of the simple API's representations, from the
+    project's cache.
+    """
+    def render() -> Page:
+        if media_type == SIMPLE_JSON:
+            return Page.of(simple_project_json(project, hash_algo), media_type)
+        return Page.of(simple_project_html(project, hash_algo), media_type)
+
+    return project.cached(media_type, render)
+
+
+class SimpleIndex(Resource):
+    """
+    C{/simple/} and C{/simple/<project>/}.
+    """
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        index: PackageIndex,
+        missing: MissingProject,
+        hash_algo: str | None = "sha256",
+        cache_control: bytes | None = None,
+    ) -> None:
+        super().__init__()
+        self.index = index
+        self.missing = missing
+        self.hash_algo = hash_algo
+        self.cache_control = cache_control
+
+    def render_GET(self, request: Request) -> bytes | int:
+        postpath = request.postpath
+        if not postpath:
+            return relative_redirect(request, "/simple/")
+        format_values = request.args.get(b"format")
+        media_type = choose_media_type(
+            request.getHeader(b"accept"), format_values[0] if format_values else None
+        )
+        request.setHeader(b"vary", b"Accept")
+        if media_type is None:
+            return error_page(
+                request,
+                406,
+                "none of the media types in Accept is offered: use text/html,"
+                " application/vnd.pypi.simple.v1+html or application/vnd.pypi.simple.v1+json",
+            )
+        if postpath == [b""]:
+            return self._root(request, media_type)
+        try:
+            name = postpath[0].decode("utf-8")
+        except UnicodeDecodeError:
+            return error_page(request, 404, "not a project name")
+        if len(postpath) > 2 or (len(postpath) == 2 and postpath[1] != b""):
+            return error_page(request, 404, "no such page")
+        normalized = normalize_name(name)
+        if normalized != name or len(postpath) == 1:
+            return relative_redirect(request, f"/simple/{normalized}/")
+        project = self.index.project(normalized)
+        if project is None:
+            return self.missing.render_missing(request, normalized, media_type)
+        page = render_project_page(project, media_type, self.hash_algo)
+        return send_page(request, page, cache_control=self.cache_control)
+
+    def _root(self, request: Request, media_type: bytes) -> bytes:
+        def render() -> Page:
+            if media_type == SIMPLE_JSON:
+                return Page.of(simple_root_json(self.index), media_type)
+            return Page.of(simple_root_html(self.index), media_type)
+
+        page = self.index.cached(("simple", media_type), render)
+        return send_page(request, page, cache_control=self.cache_control)
