@@ -11,7 +11,7 @@ def test_wheel_metadata_is_read_and_servable(tmp_path):
     metadata = read_core_metadata(path, "bdist_wheel")
     assert metadata.servable
     assert metadata.raw == core_metadata("demo", "1.0", requires=("dep>=1",), requires_python=">=3.8")
-    assert metadata.requires_python() == ">=3.8"
+    assert metadata.fields()["requires-python"] == ">=3.8"
     assert metadata.fields()["requires-dist"] == ["dep>=1"]
 
 

@@ -7,13 +7,13 @@ Blocking: call these from a thread, never from the reactor.
 
 from __future__ import annotations
 
+import io
 import lzma
+import os
 import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser, BytesParser
-from email.policy import compat32
 
 from packaging.version import InvalidVersion, Version
 
@@ -22,6 +22,8 @@ MAX_METADATA_SIZE = 4 * 1024 * 1024
 
 MAX_ARCHIVE_MEMBERS = 10_000
 """How many tar members we look through for PKG-INFO before giving up."""
+
+_TAR_MODES = {".gz": "r:gz", ".tgz": "r:gz", ".bz2": "r:bz2", ".xz": "r:xz"}
 
 _MULTI_VALUED = frozenset(
     {
@@ -59,48 +61,50 @@ class CoreMetadata:
         The metadata as a dictionary keyed by lower-case field name, with
         multiple-use fields as lists and the body as C{description}.
         """
-        message = BytesParser(policy=compat32).parsebytes(self.raw)
         result: dict[str, str | list[str]] = {}
-        for key, value in message.items():
-            key = key.lower()
-            value = _text(value)
+        headers, body = parse_core_metadata(self.raw)
+        for key, value in headers:
             if key in _MULTI_VALUED:
                 result.setdefault(key, []).append(value)  # type: ignore[union-attr]
             else:
                 result[key] = value
-        body = message.get_payload()
-        if isinstance(body, str) and body.strip() and "description" not in result:
+        if body.strip() and "description" not in result:
             result["description"] = body
         return result
 
-    def requires_python(self) -> str | None:
-        """
-        The C{Requires-Python} specifier, if the distribution has one.
-        """
-        value = _headers(self.raw).get("Requires-Python")
-        if value is None:
-            return None
-        return _text(value).strip() or None
 
-
-def _headers(raw: bytes):
-    return BytesHeaderParser(policy=compat32).parsebytes(raw)
-
-
-def _text(value: object) -> str:
+def parse_core_metadata(raw: bytes) -> tuple[list[tuple[str, str]], str]:
     """
-    Header values of metadata that is not valid UTF-8 come back from the
-    email parser as C{Header} objects; make everything a plain string.
+    Split core metadata into its fields, in order, with lower-case names,
+    and its body.
+
+    The format is RFC 822 headers: a line starting with white space
+    continues the previous field, a blank line starts the body.  This does
+    what C{email.parser} does for these files at a fraction of the cost,
+    which matters when thousands of files are indexed at start-up.  Bytes
+    that are not UTF-8 are replaced, never an error.
     """
-    if isinstance(value, str):
-        return value
-    return str(value)
+    text = raw.decode("utf-8", "replace").replace("\r\n", "\n")
+    head, separator, body = text.partition("\n\n")
+    if not separator and head.endswith("\n"):
+        head = head[:-1]
+    fields: list[tuple[str, str]] = []
+    for line in head.split("\n"):
+        if line[:1] in (" ", "\t") and fields:
+            key, value = fields[-1]
+            fields[-1] = (key, value + "\n" + line)
+            continue
+        key, colon, value = line.partition(":")
+        if colon and key.strip():
+            fields.append((key.strip().lower(), value.strip()))
+    return fields, body
 
 
 def _metadata_version_at_least_2_2(raw: bytes) -> bool:
-    value = _headers(raw).get("Metadata-Version")
+    headers, _ = parse_core_metadata(raw)
+    value = next((v for k, v in headers if k == "metadata-version"), None)
     try:
-        return value is not None and Version(_text(value).strip()) >= Version("2.2")
+        return value is not None and Version(value) >= Version("2.2")
     except InvalidVersion:
         return False
 
@@ -110,8 +114,8 @@ def _read_bounded(stream, limit: int = MAX_METADATA_SIZE) -> bytes | None:
     return None if len(data) > limit else data
 
 
-def _from_zip(path: str, wanted) -> bytes | None:
-    with zipfile.ZipFile(path) as archive:
+def _from_zip(source, wanted) -> bytes | None:
+    with zipfile.ZipFile(source) as archive:
         for info in archive.infolist():
             if wanted(info.filename):
                 if info.file_size > MAX_METADATA_SIZE:
@@ -131,8 +135,9 @@ def _is_sdist_pkg_info(member: str) -> bool:
     return len(parts) == 2 and parts[1] == "PKG-INFO" and parts[0] not in ("", "..", ".")
 
 
-def _from_tar(path: str) -> bytes | None:
-    with tarfile.open(path, "r:*") as archive:
+def _from_tar(path: str, source) -> bytes | None:
+    mode = _TAR_MODES.get(os.path.splitext(path)[1], "r:*")
+    with tarfile.open(path if source is path else None, mode, fileobj=None if source is path else source) as archive:
         for count, info in enumerate(archive):
             if count >= MAX_ARCHIVE_MEMBERS:
                 return None
@@ -144,24 +149,27 @@ def _from_tar(path: str) -> bytes | None:
     return None
 
 
-def read_core_metadata(path: str, kind: str) -> CoreMetadata | None:
+def read_core_metadata(path: str, kind: str, content: bytes | None = None) -> CoreMetadata | None:
     """
     Read a distribution's core metadata.
 
     @param path: the distribution file.
     @param kind: its C{DistributionName.kind}.
+    @param content: the file's bytes, when the caller has read them already
+        (small files are read once, for hashing and for this).
     @return: L{None} when the file has no readable metadata: eggs, broken or
         hostile archives, oversized metadata.  Never raises for bad files.
     """
+    source = path if content is None else io.BytesIO(content)
     try:
         if kind == "bdist_wheel":
-            raw = _from_zip(path, _is_wheel_metadata)
+            raw = _from_zip(source, _is_wheel_metadata)
             return None if raw is None else CoreMetadata(raw, servable=True)
         if kind == "sdist":
             if path.endswith(".zip"):
-                raw = _from_zip(path, _is_sdist_pkg_info)
+                raw = _from_zip(source, _is_sdist_pkg_info)
             else:
-                raw = _from_tar(path)
+                raw = _from_tar(path, source)
             if raw is None:
                 return None
             return CoreMetadata(raw, servable=_metadata_version_at_least_2_2(raw))

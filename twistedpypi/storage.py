@@ -18,6 +18,9 @@ from twistedpypi.metadata import read_core_metadata
 SIGNATURE_SUFFIX = ".asc"
 _CHUNK = 1024 * 1024
 
+READ_WHOLE_LIMIT = 8 * 1024 * 1024
+"""Files up to this size are read once, for hashing and metadata alike."""
+
 
 @dataclass(frozen=True, slots=True)
 class FileState:
@@ -137,14 +140,22 @@ def describe(
         was still being written); it will be described again when it
         settles.
     """
+    content = None
     try:
-        hashes = file_hashes(state.path, algorithms)
+        if state.size <= READ_WHOLE_LIMIT:
+            with open(state.path, "rb") as stream:
+                content = stream.read(READ_WHOLE_LIMIT + 1)
+            hashes = {name: hashlib.new(name, content).hexdigest() for name in algorithms}
+        else:
+            hashes = file_hashes(state.path, algorithms)
         stat = os.stat(state.path)
     except OSError:
         return None
-    if (stat.st_size, stat.st_mtime_ns) != (state.size, state.mtime_ns):
+    if (stat.st_size, stat.st_mtime_ns) != (state.size, state.mtime_ns) or (
+        content is not None and len(content) != state.size
+    ):
         return None
-    metadata = read_core_metadata(state.path, state.dist.kind)
+    metadata = read_core_metadata(state.path, state.dist.kind, content)
     display_name = requires_python = None
     if metadata is not None:
         fields = metadata.fields()
@@ -152,7 +163,8 @@ def describe(
         # A name that does not match the file's is not trusted for display.
         if isinstance(name, str) and normalize_name(name.strip()) == state.dist.project:
             display_name = name.strip()
-        requires_python = metadata.requires_python()
+        value = fields.get("requires-python")
+        requires_python = value.strip() or None if isinstance(value, str) else None
     return DistributionFile(
         filename=os.path.basename(state.path),
         path=state.path,
@@ -170,3 +182,4 @@ def describe(
         display_name=display_name,
         signature=signed,
     )
+
