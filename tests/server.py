@@ -43,7 +43,8 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.arguments = arguments
         self.log_path = workdir / f"server-{self.port}.log"
-        self.env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+        # Caches go to the test's folder, never the user's home.
+        self.env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(workdir / "cache"), **(env or {}))
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20.0) -> None:

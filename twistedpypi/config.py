@@ -25,6 +25,8 @@ class Config:
     @ivar hash_algo: the hash in the simple index's link fragments, or
         L{None} for none.
     @ivar cache_control: C{max-age} for files and pages, or L{None}.
+    @ivar describe_cache: the file keeping each file's hashes and metadata
+        across restarts, or L{None} for none.
     """
 
     directories: list[str]
@@ -37,6 +39,7 @@ class Config:
     hash_algo: str | None = "sha256"
     health_endpoint: str = "/health"
     max_upload_size: int = 1024 * 1024 * 1024
+    describe_cache: str | None = None
 
     @property
     def upload_directory(self) -> str:

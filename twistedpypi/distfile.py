@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 from packaging.version import InvalidVersion, Version
 
 SDIST_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
@@ -41,6 +35,7 @@ class DistributionName:
     kind: str
 
 
+@lru_cache(maxsize=65536)
 def normalize_name(name: str) -> str:
     """
     Normalise a project name as PEP 503 says: lower case, runs of C{-_.}
@@ -72,6 +67,49 @@ def is_hidden_or_temporary(filename: str) -> bool:
     )
 
 
+_WHEEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?$")
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+
+@lru_cache(maxsize=65536)
+def _normalize_version(version: str) -> str | None:
+    """A version in PEP 440's normal form, or L{None}; cached, as versions repeat."""
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        return None
+
+
+def _parse_wheel(stem: str) -> DistributionName | None:
+    # name-version(-build)?-python-abi-platform, as the wheel spec says.
+    parts = stem.split("-")
+    if len(parts) not in (5, 6) or not all(parts):
+        return None
+    if len(parts) == 6 and not parts[2][:1].isdigit():
+        return None
+    if not _WHEEL_NAME.match(parts[0]):
+        return None
+    version = _normalize_version(parts[1])
+    if version is None:
+        return None
+    return DistributionName(normalize_name(parts[0]), version, "bdist_wheel")
+
+
+def _parse_sdist(stem: str) -> DistributionName | None:
+    # name-version, where old sdists put dashes in the name
+    # ("my-pkg-1.0"): the version is what follows the last dash that is
+    # followed by a valid version, and failing that by a digit.
+    name, dash, version = stem.rpartition("-")
+    if dash and _PROJECT_NAME.match(name):
+        normalized = _normalize_version(version)
+        if normalized is not None:
+            return DistributionName(normalize_name(name), normalized, "sdist")
+    match = _LEGACY_SDIST.match(stem)
+    if match is None or not _PROJECT_NAME.match(match["name"]):
+        return None
+    return DistributionName(normalize_name(match["name"]), match["version"], "sdist")
+
+
 def parse_filename(filename: str) -> DistributionName | None:
     """
     Read project, version and kind out of a distribution file's name.
@@ -79,35 +117,19 @@ def parse_filename(filename: str) -> DistributionName | None:
     @return: L{None} for anything that is not a wheel, an sdist or an egg
         (signatures, metadata, notes, temporaries).
     """
-    if is_hidden_or_temporary(filename) or "/" in filename or "\\" in filename:
+    if is_hidden_or_temporary(filename) or "/" in filename or "\\" in filename or "\0" in filename:
         return None
     if filename.endswith(".whl"):
-        try:
-            name, version, _, _ = parse_wheel_filename(filename)
-        except (InvalidWheelFilename, InvalidVersion):
-            return None
-        return DistributionName(canonicalize_name(name), str(version), "bdist_wheel")
+        return _parse_wheel(filename[:-4])
     if filename.endswith(".egg"):
         match = _EGG.match(filename)
         if match is None:
             return None
-        return DistributionName(
-            normalize_name(match["name"]), match["version"], "bdist_egg"
-        )
+        return DistributionName(normalize_name(match["name"]), match["version"], "bdist_egg")
     suffix = next((s for s in SDIST_SUFFIXES if filename.endswith(s)), None)
     if suffix is None:
         return None
-    try:
-        name, version = parse_sdist_filename(filename[: -len(suffix)] + ".tar.gz")
-        return DistributionName(canonicalize_name(name), str(version), "sdist")
-    except (InvalidSdistFilename, InvalidVersion):
-        pass
-    # Old sdists put dashes in the project name ("my-pkg-1.0.tar.gz") or use
-    # versions PEP 440 cannot parse; split at the first dash before a digit.
-    match = _LEGACY_SDIST.match(filename[: -len(suffix)])
-    if match is None:
-        return None
-    return DistributionName(normalize_name(match["name"]), match["version"], "sdist")
+    return _parse_sdist(filename[: -len(suffix)])
 
 
 def version_from_filename_matches(dist: DistributionName, version: str) -> bool:

@@ -62,6 +62,7 @@ class Options(usage.Options):
         ["hash-algo", None, "sha256", "Hash in the simple index's links (a hashlib name, or 'off')."],
         ["health-endpoint", None, "/health", "Path that answers 200 while serving."],
         ["max-upload-size", None, "1G", "Largest upload accepted (e.g. 500M, 2G)."],
+        ["describe-cache", None, None, "File keeping hashes and metadata across restarts ('off' for none). Default: under ~/.cache/twistedpypi/."],
     ]
     optFlags = [
         ["overwrite", "o", "Allow uploads to replace existing files."],
@@ -116,6 +117,16 @@ class Options(usage.Options):
             self["fallback-url"] += "/"
         for directory in self["directories"]:
             self._ensure_directory(directory)
+        self["describe-cache"] = self._describe_cache_path(self["describe-cache"], self["directories"])
+
+    @staticmethod
+    def _describe_cache_path(value: str | None, directories: list[str]) -> str | None:
+        if value is not None:
+            return None if value.lower() in ("off", "none", ".") else os.path.abspath(os.path.expanduser(value))
+        # One cache per set of package directories, where the user keeps caches.
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        key = hashlib.sha256("\0".join(directories).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        return os.path.join(base, "twistedpypi", f"describe-{key}.json")
 
     def _check_port(self) -> None:
         port = self["port"]
@@ -194,6 +205,7 @@ class Options(usage.Options):
             hash_algo=self["hash-algo"],
             health_endpoint=self["health-endpoint"],
             max_upload_size=self["max-upload-size"],
+            describe_cache=self["describe-cache"],
         )
 
 
@@ -208,7 +220,9 @@ def makeService(options: Options) -> service.IService:
     config = options.config()
     top = service.MultiService()
     index = PackageIndex()
-    watcher = PackageWatcher(index, config.directories, config.hash_algorithms)
+    watcher = PackageWatcher(
+        index, config.directories, config.hash_algorithms, cache_path=config.describe_cache
+    )
     watcher.setServiceParent(top)
     site = make_site(config, index, watcher)
     strports.service(options["endpoint"], site).setServiceParent(top)

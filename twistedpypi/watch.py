@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import Iterable
 
 from twisted.application.service import Service
@@ -21,6 +22,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
+from twistedpypi import describecache
 from twistedpypi.index import DistributionFile, PackageIndex
 from twistedpypi.storage import SIGNATURE_SUFFIX, FileState, ScanResult, describe, scan, stat_file
 
@@ -39,6 +41,9 @@ RESCAN_INTERVAL = 60.0
 
 POLL_INTERVAL = 0.4
 """Seconds between scans where there is no inotify."""
+
+CACHE_SAVE_DELAY = 10.0
+"""Seconds after the last change before the description cache is written."""
 
 EVENT_DELAY = 0.02
 """Seconds to gather a burst of events into one batch."""
@@ -64,6 +69,7 @@ class PackageWatcher(Service):
         hash_algorithms: tuple[str, ...] = ("sha256",),
         reactor=None,
         use_inotify: bool = True,
+        cache_path: str | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -83,6 +89,10 @@ class PackageWatcher(Service):
         self._previous_scan: dict[str, FileState] = {}
         self.ready: Deferred[None] = Deferred()
         self.is_ready = False
+        self._cache_path = cache_path
+        self._cached: dict[str, DistributionFile] = {}
+        self._save_call = None
+        self._reused = 0
 
     def startService(self) -> None:
         super().startService()
@@ -90,7 +100,7 @@ class PackageWatcher(Service):
             lambda failure: log.failure("the package directories could not be read", failure)
         )
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[None] | None:
         super().stopService()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
@@ -99,25 +109,61 @@ class PackageWatcher(Service):
         if self._notifier is not None:
             self._notifier.loseConnection()
             self._notifier = None
+        if self._save_call is not None and self._save_call.active():
+            self._save_call.cancel()
+        if self._cache_path is None or not self.is_ready:
+            return None
+        # The last word on disk is the index as it is now.
+        return self._save_cache()
+
+    # the description cache
+
+    def _schedule_save(self) -> None:
+        if self._cache_path is None or not self.is_ready:
+            return
+        if self._save_call is not None and self._save_call.active():
+            self._save_call.reset(CACHE_SAVE_DELAY)
+        else:
+            self._save_call = self._reactor.callLater(CACHE_SAVE_DELAY, self._save_cache)
+
+    def _save_cache(self) -> Deferred[None]:
+        files = list(self.index.files_by_path.values())
+
+        def failed(failure) -> None:
+            log.warn(
+                "cannot write the description cache {path}: {error}",
+                path=self._cache_path,
+                error=failure.getErrorMessage(),
+            )
+            self._cache_path = None
+
+        return deferToThread(describecache.save, self._cache_path, files).addErrback(failed)
 
     async def _start(self) -> None:
         started = time.monotonic()
         if self._use_inotify:
             self._notifier = inotify.INotify(self._reactor)
             self._notifier.startReading()
+        if self._cache_path is not None:
+            self._cached = await deferToThread(describecache.load, self._cache_path)
         found = await deferToThread(scan, self.directories, self._roots)
         self._watch_directories(found.directories)
         await self._apply(found, scope=None, settle=False)
         log.info(
             "indexed {files} files of {projects} projects from {directories} in {seconds:.2f}s"
-            " ({mode})",
+            " ({reused} from the description cache, {mode})",
             files=self.index.file_count,
             projects=len(self.index.projects),
             directories=", ".join(self.directories),
             seconds=time.monotonic() - started,
+            reused=self._reused,
             mode="inotify" if self._notifier is not None else "polling",
         )
+        self._cached = {}
         self.is_ready = True
+        self.index.on_change(self._schedule_save)
+        if self._cache_path is not None:
+            self._save_cache()
         self.ready.callback(None)
         if not self.running:
             return
@@ -265,13 +311,35 @@ class PackageWatcher(Service):
                     p for p in index.files_by_path
                     if p.startswith(prefixes) and p not in found.files
                 ]
-            described: list[DistributionFile] = []
+            described = self._from_cache(fresh, found.signed)
+            fresh = [state for state in fresh if state.path not in self._cached]
             if fresh:
-                described = await deferToThread(self._describe_all, fresh, found.signed)
+                described += await deferToThread(self._describe_all, fresh, found.signed)
             if described or gone:
                 index.update(added=described, removed=gone)
         finally:
             self._lock.release()
+
+    def _from_cache(self, states: list[FileState], signed: set[str]) -> list[DistributionFile]:
+        """
+        The descriptions the cache holds for these files, unchanged since;
+        the files it answers for are left in C{self._cached}, the others
+        taken out of it.
+        """
+        reused = []
+        for state in states:
+            cached = self._cached.get(state.path)
+            if cached is None:
+                continue
+            if (cached.size, cached.mtime_ns, cached.dist) == (state.size, state.mtime_ns, state.dist) and all(
+                name in cached.hashes for name in self._algorithms
+            ):
+                signature = state.path in signed
+                reused.append(cached if cached.signature == signature else replace(cached, signature=signature))
+            else:
+                del self._cached[state.path]
+        self._reused += len(reused)
+        return reused
 
     def _describe_all(self, states: list[FileState], signed: set[str]) -> list[DistributionFile]:
         results = []
