@@ -11,7 +11,7 @@ import hashlib
 import os
 import sys
 
-from twisted.application import service, strports
+from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -62,6 +62,8 @@ class Options(usage.Options):
         ["hash-algo", None, "sha256", "Hash in the simple index's links (a hashlib name, or 'off')."],
         ["health-endpoint", None, "/health", "Path that answers 200 while serving."],
         ["max-upload-size", None, "1G", "Largest upload accepted (e.g. 500M, 2G)."],
+        ["workers", None, "1", "Processes serving the same port, each with its own index (one per core is a good start)."],
+        ["inherit-fd", None, None, "Internal (used by --workers): serve the listening socket on this descriptor."],
         ["describe-cache", None, None, "File keeping hashes and metadata across restarts ('off' for none). Default: under ~/.cache/twistedpypi/."],
     ]
     optFlags = [
@@ -83,6 +85,7 @@ class Options(usage.Options):
             options = sys.argv[1:]
         if options[:1] == ["run"]:
             options = options[1:]
+        self["arguments"] = list(options)
         super().parseOptions(options)
 
     def parseArgs(self, *directories: str) -> None:
@@ -105,6 +108,14 @@ class Options(usage.Options):
             if self["cache-control"] < 0:
                 raise usage.UsageError("--cache-control takes a number of seconds")
         self["max-upload-size"] = parse_size(self["max-upload-size"])
+        try:
+            self["workers"] = int(self["workers"])
+        except ValueError:
+            raise usage.UsageError("--workers takes a number of processes") from None
+        if not 1 <= self["workers"] <= 256:
+            raise usage.UsageError("--workers takes a number of processes from 1 to 256")
+        if self["inherit-fd"] is not None:
+            self["inherit-fd"] = int(self["inherit-fd"])
         if not self["health-endpoint"].startswith("/"):
             raise usage.UsageError("--health-endpoint must start with '/'")
         if self["welcome"] is not None:
@@ -214,6 +225,7 @@ def makeService(options: Options) -> service.IService:
     Wire the index, the directory watcher and the web site together.
     """
     from twistedpypi.index import PackageIndex
+    from twistedpypi.listen import ListeningService
     from twistedpypi.watch import PackageWatcher
     from twistedpypi.web.site import make_site
 
@@ -225,5 +237,28 @@ def makeService(options: Options) -> service.IService:
     )
     watcher.setServiceParent(top)
     site = make_site(config, index, watcher)
-    strports.service(options["endpoint"], site).setServiceParent(top)
+    ListeningService(
+        options["endpoint"],
+        site,
+        inherited_fd=options["inherit-fd"],
+        workers=options["workers"],
+        worker_arguments=worker_arguments(options["arguments"]),
+    ).setServiceParent(top)
     return top
+
+
+def worker_arguments(arguments: list[str]) -> list[str]:
+    """
+    The command line of a worker: the same as ours, without C{--workers}
+    (a worker starts no workers of its own).
+    """
+    result: list[str] = []
+    skip = False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument == "--workers":
+            skip = True
+        elif not argument.startswith("--workers="):
+            result.append(argument)
+    return result
