@@ -44,6 +44,7 @@ def normalize_name(name: str) -> str:
     return _NORMALIZE.sub("-", name).lower()
 
 
+@lru_cache(maxsize=65536)
 def version_sort_key(version: str) -> tuple:
     """
     A key that sorts versions by PEP 440, putting versions PEP 440 cannot

@@ -86,12 +86,21 @@ class Page:
 @dataclass(slots=True)
 class Project:
     """
-    One project: its files and the pages rendered from them.
+    One project: its files and what is derived from them (sorted files,
+    display name, rendered pages), kept until the files change.
     """
 
     name: str
     files: dict[str, DistributionFile] = field(default_factory=dict)
     pages: dict[object, Page] = field(default_factory=dict)
+    _sorted: list[DistributionFile] | None = None
+    _display_name: str | None = None
+
+    def changed(self) -> None:
+        """Forget everything derived from the files: they changed."""
+        self.pages.clear()
+        self._sorted = None
+        self._display_name = None
 
     @property
     def display_name(self) -> str:
@@ -99,19 +108,23 @@ class Project:
         The name as the newest file's metadata spells it, or the normalised
         name.
         """
-        for dist in reversed(self.sorted_files()):
-            if dist.display_name:
-                return dist.display_name
-        return self.name
+        if self._display_name is None:
+            self._display_name = next(
+                (dist.display_name for dist in reversed(self.sorted_files()) if dist.display_name),
+                self.name,
+            )
+        return self._display_name
 
     def sorted_files(self) -> list[DistributionFile]:
         """
         The files, oldest version first, then by file name.
         """
-        return sorted(
-            self.files.values(),
-            key=lambda dist: (version_sort_key(dist.version), dist.filename),
-        )
+        if self._sorted is None:
+            self._sorted = sorted(
+                self.files.values(),
+                key=lambda dist: (version_sort_key(dist.version), dist.filename),
+            )
+        return self._sorted
 
     def versions(self) -> list[str]:
         """
@@ -206,7 +219,7 @@ class PackageIndex:
         for name in touched:
             project = self.projects.get(name)
             if project is not None:
-                project.pages.clear()
+                project.changed()
         self.serial += 1
         self._pages.clear()
         for listener in self._listeners:
