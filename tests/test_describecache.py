@@ -24,7 +24,7 @@ def test_descriptions_round_trip(packages, tmp_path):
 
 
 def test_a_corrupt_or_foreign_cache_is_ignored(tmp_path):
-    for content in (b"{not json", b'{"format": "other", "files": []}', b'{"format": "twistedpypi-describe-cache-2", "files": [[1, 2]]}', b"[]"):
+    for content in (b"{not json", b'{"format": "other", "files": []}', b'{"format": "twistedpypi-describe-cache-3"}\n[1, 2]\n', b"[]"):
         path = tmp_path / "cache.json"
         path.write_bytes(content)
         assert describecache.load(str(path)) == {}
@@ -54,7 +54,7 @@ async def test_a_restart_reuses_the_cache_but_not_for_changed_files(packages, tm
     forged = {path: dist for path, dist in cached.items()}
     from dataclasses import replace
 
-    forged[stable] = replace(forged[stable], hashes={"sha256": "0" * 64})
+    forged[stable] = replace(forged[stable], digests=(("sha256", bytes(32)),))
     describecache.save(cache, list(forged.values()))
     filename, data = wheel_bytes("changing", "1.0", summary="other bytes")
     with open(changing, "wb") as stream:

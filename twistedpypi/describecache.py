@@ -4,7 +4,9 @@ restart serves a large directory at once instead of reading every file again.
 
 Entries are keyed by path, size and modification time: a file that changed
 in any of these is described anew.  A missing, stale, corrupt or foreign
-cache file is simply not used.  Blocking: call from a thread.
+cache file is simply not used.  The file is JSON lines, read one line at a
+time, so loading it never holds the whole document in memory.  Blocking:
+call from a thread.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 import tempfile
+from typing import Iterable
 
-from twistedpypi.distfile import DistributionName
+from twistedpypi.distfile import distribution_name
 from twistedpypi.index import DistributionFile
 
-FORMAT = "twistedpypi-describe-cache-2"
+FORMAT = "twistedpypi-describe-cache-3"
 
 
 def _entry(dist: DistributionFile) -> list:
@@ -29,7 +33,7 @@ def _entry(dist: DistributionFile) -> list:
         dist.dist.kind,
         dist.size,
         dist.mtime_ns,
-        dist.hashes,
+        [[name, digest.hex()] for name, digest in dist.digests],
         None if dist.metadata is None else base64.b64encode(dist.metadata).decode("ascii"),
         dist.metadata_sha256,
         dist.requires_python,
@@ -38,20 +42,24 @@ def _entry(dist: DistributionFile) -> list:
     ]
 
 
+def _intern(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
+
+
 def _file(entry: list) -> DistributionFile:
-    (path, filename, project, version, kind, size, mtime_ns, hashes,
+    (path, filename, project, version, kind, size, mtime_ns, digests,
      metadata, metadata_sha256, requires_python, display_name, signature) = entry
     return DistributionFile(
         filename=filename,
         path=path,
-        dist=DistributionName(project, version, kind),
+        dist=distribution_name(project, version, kind),
         size=int(size),
         mtime_ns=int(mtime_ns),
-        hashes=dict(hashes),
+        digests=tuple((sys.intern(name), bytes.fromhex(digest)) for name, digest in digests),
         metadata=None if metadata is None else base64.b64decode(metadata),
-        metadata_sha256=metadata_sha256,
-        requires_python=requires_python,
-        display_name=display_name,
+        metadata_digest=None if metadata_sha256 is None else bytes.fromhex(metadata_sha256),
+        requires_python=_intern(requires_python),
+        display_name=_intern(display_name),
         signature=bool(signature),
     )
 
@@ -62,16 +70,15 @@ def load(path: str) -> dict[str, DistributionFile]:
     """
     try:
         with open(path, "rb") as stream:
-            document = json.load(stream)
-        if document.get("format") != FORMAT:
-            return {}
-        files = (_file(entry) for entry in document["files"])
-        return {dist.path: dist for dist in files}
+            if json.loads(stream.readline()) != {"format": FORMAT}:
+                return {}
+            files = (_file(json.loads(line)) for line in stream)
+            return {dist.path: dist for dist in files}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 
-def save(path: str, files: list[DistributionFile]) -> None:
+def save(path: str, files: Iterable[DistributionFile]) -> None:
     """
     Replace the cache with these descriptions, atomically.
 
@@ -79,11 +86,12 @@ def save(path: str, files: list[DistributionFile]) -> None:
     """
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    document = {"format": FORMAT, "files": [_entry(dist) for dist in files]}
     descriptor, temporary = tempfile.mkstemp(prefix=".describe-cache-", dir=directory)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, separators=(",", ":"))
+            stream.write(json.dumps({"format": FORMAT}) + "\n")
+            for dist in files:
+                stream.write(json.dumps(_entry(dist), separators=(",", ":")) + "\n")
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

@@ -6,6 +6,7 @@ version each one holds.  Pure functions, no I/O.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -72,6 +73,15 @@ _WHEEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?$")
 _PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
 
+@lru_cache(maxsize=131072)
+def distribution_name(project: str, version: str, kind: str) -> DistributionName:
+    """
+    One shared, immutable L{DistributionName} per release and kind: a large
+    index holds many files of the same release.
+    """
+    return DistributionName(sys.intern(project), sys.intern(version), sys.intern(kind))
+
+
 @lru_cache(maxsize=65536)
 def _normalize_version(version: str) -> str | None:
     """A version in PEP 440's normal form, or L{None}; cached, as versions repeat."""
@@ -93,7 +103,7 @@ def _parse_wheel(stem: str) -> DistributionName | None:
     version = _normalize_version(parts[1])
     if version is None:
         return None
-    return DistributionName(normalize_name(parts[0]), version, "bdist_wheel")
+    return distribution_name(normalize_name(parts[0]), version, "bdist_wheel")
 
 
 def _parse_sdist(stem: str) -> DistributionName | None:
@@ -104,11 +114,11 @@ def _parse_sdist(stem: str) -> DistributionName | None:
     if dash and _PROJECT_NAME.match(name):
         normalized = _normalize_version(version)
         if normalized is not None:
-            return DistributionName(normalize_name(name), normalized, "sdist")
+            return distribution_name(normalize_name(name), normalized, "sdist")
     match = _LEGACY_SDIST.match(stem)
     if match is None or not _PROJECT_NAME.match(match["name"]):
         return None
-    return DistributionName(normalize_name(match["name"]), match["version"], "sdist")
+    return distribution_name(normalize_name(match["name"]), match["version"], "sdist")
 
 
 def parse_filename(filename: str) -> DistributionName | None:
@@ -126,7 +136,7 @@ def parse_filename(filename: str) -> DistributionName | None:
         match = _EGG.match(filename)
         if match is None:
             return None
-        return DistributionName(normalize_name(match["name"]), match["version"], "bdist_egg")
+        return distribution_name(normalize_name(match["name"]), match["version"], "bdist_egg")
     suffix = next((s for s in SDIST_SUFFIXES if filename.endswith(s)), None)
     if suffix is None:
         return None

@@ -27,10 +27,11 @@ class DistributionFile:
     @ivar filename: its base name, which is also its URL under C{/packages/}.
     @ivar path: its absolute path on disk.
     @ivar mtime_ns: its modification time, which is also its upload time.
-    @ivar hashes: hex digests by algorithm name; always has C{sha256}.
+    @ivar digests: raw digests as C{(algorithm, digest)} pairs, sha256
+        first (raw bytes and a tuple: a large index holds many of them).
     @ivar metadata: its core metadata file, if one could be read.
-    @ivar metadata_sha256: the sha256 of C{metadata} when it may be served
-        as the PEP 658 metadata file, else L{None}.
+    @ivar metadata_digest: the raw sha256 of C{metadata} when it may be
+        served as the PEP 658 metadata file, else L{None}.
     @ivar display_name: the project name as the metadata spells it.
     @ivar signature: whether a detached signature C{<filename>.asc} sits
         beside it.
@@ -41,9 +42,9 @@ class DistributionFile:
     dist: DistributionName
     size: int
     mtime_ns: int
-    hashes: dict[str, str]
+    digests: tuple[tuple[str, bytes], ...]
     metadata: bytes | None = None
-    metadata_sha256: str | None = None
+    metadata_digest: bytes | None = None
     requires_python: str | None = None
     display_name: str | None = None
     signature: bool = False
@@ -61,7 +62,17 @@ class DistributionFile:
     @property
     def sha256(self) -> str:
         """The file's sha256, hex."""
-        return self.hashes["sha256"]
+        return self.digests[0][1].hex()
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        """Hex digests by algorithm name; always has C{sha256}."""
+        return {name: digest.hex() for name, digest in self.digests}
+
+    @property
+    def metadata_sha256(self) -> str | None:
+        """The hex sha256 of the servable metadata file, or L{None}."""
+        return None if self.metadata_digest is None else self.metadata_digest.hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +180,7 @@ class PackageIndex:
         self.projects: dict[str, Project] = {}
         self.files_by_path: dict[str, DistributionFile] = {}
         self.files_by_name: dict[str, DistributionFile] = {}
-        self._same_name: dict[str, list[DistributionFile]] = {}
+        self._shadowed: dict[str, list[DistributionFile]] = {}
         self.serial = 0
         self._pages: dict[object, Page] = {}
         self._listeners: list[Callable[[], None]] = []
@@ -237,32 +248,32 @@ class PackageIndex:
     def _link(self, dist: DistributionFile) -> None:
         # With the same file name in several directories, the one seen first
         # is served; the others wait behind it in case it goes away.
-        same_name = self._same_name.setdefault(dist.filename, [])
-        same_name.append(dist)
-        if same_name[0] is dist:
-            self.files_by_name[dist.filename] = dist
-            project = self.projects.get(dist.project)
-            if project is None:
-                project = self.projects[dist.project] = Project(dist.project)
-            project.files[dist.filename] = dist
+        if dist.filename in self.files_by_name:
+            self._shadowed.setdefault(dist.filename, []).append(dist)
+            return
+        self._serve(dist)
+
+    def _serve(self, dist: DistributionFile) -> None:
+        self.files_by_name[dist.filename] = dist
+        project = self.projects.get(dist.project)
+        if project is None:
+            project = self.projects[dist.project] = Project(dist.project)
+        project.files[dist.filename] = dist
 
     def _unlink(self, dist: DistributionFile) -> None:
-        same_name = self._same_name[dist.filename]
-        served = same_name[0] is dist
-        same_name.remove(dist)
-        if not served:
-            return
-        project = self.projects[dist.project]
-        del project.files[dist.filename]
-        if same_name:
-            successor = same_name[0]
-            self.files_by_name[dist.filename] = successor
-            project.files[dist.filename] = successor
+        waiting = self._shadowed.get(dist.filename)
+        if self.files_by_name.get(dist.filename) is not dist:
+            waiting.remove(dist)
         else:
-            del self._same_name[dist.filename]
+            project = self.projects[dist.project]
+            del project.files[dist.filename]
             del self.files_by_name[dist.filename]
-        if not project.files:
-            del self.projects[dist.project]
+            if not project.files:
+                del self.projects[dist.project]
+            if waiting:
+                self._serve(waiting.pop(0))
+        if waiting == []:
+            del self._shadowed[dist.filename]
 
     def cached(self, key: object, render: Callable[[], Page]) -> Page:
         """

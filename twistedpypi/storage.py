@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 
 from twistedpypi.distfile import DistributionName, normalize_name, parse_filename
@@ -118,16 +119,17 @@ def stat_file(path: str, roots: list[str]) -> FileState | None:
     return FileState(path, dist, stat.st_size, stat.st_mtime_ns)
 
 
-def file_hashes(path: str, algorithms: tuple[str, ...]) -> dict[str, str]:
+def file_digests(path: str, algorithms: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
     """
-    Hash a file in chunks with each of C{algorithms} in one pass.
+    Hash a file in chunks with each of C{algorithms} in one pass; the raw
+    digests in the order of C{algorithms}.
     """
-    hashers = {name: hashlib.new(name) for name in algorithms}
+    hashers = [(name, hashlib.new(name)) for name in algorithms]
     with open(path, "rb") as stream:
         while chunk := stream.read(_CHUNK):
-            for hasher in hashers.values():
+            for _, hasher in hashers:
                 hasher.update(chunk)
-    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+    return tuple((name, hasher.digest()) for name, hasher in hashers)
 
 
 def describe(
@@ -145,9 +147,9 @@ def describe(
         if state.size <= READ_WHOLE_LIMIT:
             with open(state.path, "rb") as stream:
                 content = stream.read(READ_WHOLE_LIMIT + 1)
-            hashes = {name: hashlib.new(name, content).hexdigest() for name in algorithms}
+            digests = tuple((name, hashlib.new(name, content).digest()) for name in algorithms)
         else:
-            hashes = file_hashes(state.path, algorithms)
+            digests = file_digests(state.path, algorithms)
         stat = os.stat(state.path)
     except OSError:
         return None
@@ -171,15 +173,15 @@ def describe(
         dist=state.dist,
         size=state.size,
         mtime_ns=state.mtime_ns,
-        hashes=hashes,
+        digests=digests,
         metadata=metadata.raw if metadata is not None else None,
-        metadata_sha256=(
-            hashlib.sha256(metadata.raw).hexdigest()
+        metadata_digest=(
+            hashlib.sha256(metadata.raw).digest()
             if metadata is not None and metadata.servable
             else None
         ),
-        requires_python=requires_python,
-        display_name=display_name,
+        requires_python=None if requires_python is None else sys.intern(requires_python),
+        display_name=None if display_name is None else sys.intern(display_name),
         signature=signed,
     )
 

@@ -332,7 +332,7 @@ class PackageWatcher(Service):
             if cached is None:
                 continue
             if (cached.size, cached.mtime_ns, cached.dist) == (state.size, state.mtime_ns, state.dist) and all(
-                name in cached.hashes for name in self._algorithms
+                name in dict(cached.digests) for name in self._algorithms
             ):
                 signature = state.path in signed
                 reused.append(cached if cached.signature == signature else replace(cached, signature=signature))

@@ -1,0 +1,39 @@
+"""
+The ceiling for any Twisted web application on this machine: a C{Site} whose one
+resource answers every GET with the same 3 KB page.
+
+It logs each request to stdout the way C{twistd -n} does, so that the only difference
+from twistedpypi is the application itself.
+
+usage: python bench/bare_site.py PORT
+"""
+
+import sys
+
+from twisted.internet import reactor
+from twisted.logger import globalLogBeginner, textFileLogObserver
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+PAGE = (b"<!DOCTYPE html>\n<html><body>\n" + b"<a href='x'>x</a><br>\n" * 140)[:3000] + b"\n</body></html>\n"
+
+
+class ConstantPage(Resource):
+    """Every path is this resource, and its body never changes."""
+
+    isLeaf = True
+
+    def render_GET(self, request) -> bytes:
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return PAGE
+
+
+def main(port: int) -> None:
+    """Serve L{ConstantPage} on 127.0.0.1:C{port} until killed."""
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    reactor.listenTCP(port, Site(ConstantPage()), interface="127.0.0.1")
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
