@@ -11,6 +11,8 @@ ACTIONS = ("update", "download", "list")
 
 DEFAULT_FALLBACK_URL = "https://pypi.org/simple/"
 
+FALLBACK_MODES = ("redirect", "proxy")
+
 
 @dataclass(slots=True)
 class Config:
@@ -25,6 +27,12 @@ class Config:
     @ivar hash_algo: the hash in the simple index's link fragments, or
         L{None} for none.
     @ivar cache_control: C{max-age} for files and pages, or L{None}.
+    @ivar fallback_mode: C{"redirect"} unknown projects to the fallback
+        index, or C{"proxy"} them: fetch, cache and serve them here.
+    @ivar cache_dir: where C{proxy} mode keeps what it fetched.
+    @ivar upstream_ttl: seconds a proxied page is served before it is
+        fetched again.
+    @ivar upstream_timeout: seconds to wait for the upstream index.
     """
 
     directories: list[str]
@@ -37,6 +45,10 @@ class Config:
     hash_algo: str | None = "sha256"
     health_endpoint: str = "/health"
     max_upload_size: int = 1024 * 1024 * 1024
+    fallback_mode: str = "redirect"
+    cache_dir: str | None = None
+    upstream_ttl: float = 300.0
+    upstream_timeout: float = 10.0
 
     @property
     def upload_directory(self) -> str:
