@@ -488,3 +488,98 @@ async def test_credentials_in_the_fallback_url_are_sent_and_never_logged(servers
         globalLogPublisher.removeObserver(events.append)
     text = " ".join(formatEvent(e) + repr(e) for e in events)
     assert "s3cret" not in text and "alice:wrong" not in text
+
+
+class SlowFile(Resource):
+    """Sends the first half of a file, then waits for C{release} to fire."""
+
+    isLeaf = True
+
+    def __init__(self, data: bytes, corrupt: bool = False) -> None:
+        super().__init__()
+        self.data = data
+        self.corrupt = corrupt
+        self.release = Deferred()
+        self.requests = 0
+
+    def render_GET(self, request):
+        self.requests += 1
+        if request.path.startswith(b"/simple/"):
+            request.setHeader(b"content-type", PEP691_JSON.encode())
+            return json.dumps(
+                {"name": "slow", "files": [{"filename": "slow-1.0.tar.gz", "url": "/files/slow-1.0.tar.gz", "hashes": {"sha256": sha256(self.data)}}]}
+            ).encode()
+        half = len(self.data) // 2
+        request.setHeader(b"content-length", str(len(self.data)).encode())
+        request.write(self.data[:half])
+
+        def rest(_):
+            tail = self.data[half:]
+            request.write(tail[:-1] + (b"!" if self.corrupt else tail[-1:]))
+            request.finish()
+
+        self.release.addCallback(rest)
+        return NOT_DONE_YET
+
+
+class Collect(Protocol):
+    def __init__(self) -> None:
+        self.received = b""
+        self.done = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason) -> None:
+        self.done.callback((reason,))  # a Failure itself would errback
+
+
+async def wait_until(condition, seconds: float = 5.0) -> None:
+    from twisted.internet.task import deferLater
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await deferLater(reactor, 0.01, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("corrupt", [False, True])
+async def test_a_file_is_streamed_while_it_downloads_and_a_bad_one_never_arrives_whole(servers, packages, corrupt, tmp_path):
+    data = os.urandom(4 * 1024 * 1024)
+    slow = SlowFile(data, corrupt)
+    proxy = servers.proxy(packages, servers.listen(slow) + "/simple/")
+    response = await proxy.agent.request(b"GET", (proxy.base + "/upstream/slow/slow-1.0.tar.gz").encode())
+    assert response.code == 200
+    body = Collect()
+    response.deliverBody(body)
+    await wait_until(lambda: len(body.received) > 0)
+    assert not body.done.called  # bytes arrived before the upstream finished
+    slow.release.callback(None)
+    (reason,) = await body.done
+    cached = tmp_path / "cache" / "slow" / "slow-1.0.tar.gz"
+    if corrupt:
+        assert len(body.received) < len(data)
+        assert not reason.check(download_module.ResponseDone)
+        assert not cached.exists()
+    else:
+        assert body.received == data
+        assert cached.read_bytes() == data
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Twisted's self-signed certificate helper
+async def test_https_upstreams_are_verified(servers, packages, upstream_project):
+    from twisted.internet import ssl
+
+    fake = FakeUpstream()
+    publish(fake, upstream_project)
+    key = ssl.KeyPair.generate(size=2048)
+    certificate = key.selfSignedCert(1, CN="127.0.0.1")
+    port = reactor.listenSSL(0, Site(fake), certificate.options(), interface="127.0.0.1")
+    servers.ports.append(port)
+    proxy = servers.proxy(packages, f"https://127.0.0.1:{port.getHost().port}/simple/")
+    response, body = await proxy.get("/simple/remote/")
+    assert response.code == 502
+    assert b"certificate" in body.lower(), body
+    assert fake.requests == []  # never talked to an unverified server
