@@ -583,3 +583,39 @@ async def test_https_upstreams_are_verified(servers, packages, upstream_project)
     assert response.code == 502
     assert b"certificate" in body.lower(), body
     assert fake.requests == []  # never talked to an unverified server
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_download_that_stalls_is_cut_off_after_the_timeout_and_leaves_nothing(servers, packages, tmp_path):
+    data = os.urandom(1024 * 1024)
+    slow = SlowFile(data)
+    proxy = servers.proxy(packages, servers.listen(slow) + "/simple/", timeout=0.5)
+    started = time.monotonic()
+    response = await proxy.agent.request(b"GET", (proxy.base + "/upstream/slow/slow-1.0.tar.gz").encode())
+    body = Collect()
+    response.deliverBody(body)
+    (reason,) = await body.done
+    assert 0.4 < time.monotonic() - started < 3
+    assert len(body.received) < len(data)
+    assert os.listdir(tmp_path / "cache" / "slow") == [".project.json"]
+    slow.release.callback(None)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("path", ["/upstream//x-1.0.tar.gz", "/upstream/Remote/remote-1.0.tar.gz", "/upstream/remote/x%00-1.0.tar.gz", "/upstream/remote/..%2f..%2fetc%2fpasswd", "/upstream/remote/notes.txt", "/upstream/remote"])
+async def test_only_plain_file_names_of_normalised_projects_are_served(servers, packages, path):
+    fake, url = servers.fake_upstream()
+    proxy = servers.proxy(packages, url)
+    response, _ = await proxy.get(path)
+    assert response.code == 404
+    assert fake.requests == []
+
+
+def test_unfinished_downloads_are_swept_away(tmp_path):
+    from twistedpypi.upstream import sweep_temporaries
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / ".p-1.0.tar.gz.abc.part").write_bytes(b"half")
+    (tmp_path / "p" / "p-1.0.tar.gz").write_bytes(b"whole")
+    assert sweep_temporaries(str(tmp_path)) == 1
+    assert os.listdir(tmp_path / "p") == ["p-1.0.tar.gz"]

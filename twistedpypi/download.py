@@ -54,11 +54,12 @@ def classify(failure: Failure, what: str, timeout: float) -> UpstreamError:
     """
     if failure.check(UpstreamError):
         return failure.value
-    if failure.check(TimeoutError, CancelledError):
+    # A request cancelled on its way comes back as ResponseNeverReceived or
+    # ResponseFailed wrapping the CancelledError.
+    reasons = [failure, *getattr(failure.value, "reasons", [])]
+    if any(reason.check(TimeoutError, CancelledError) for reason in reasons):
         return UpstreamError(504, f"the upstream index did not answer {what} within {timeout:g}s")
-    message = failure.getErrorMessage()
-    if failure.check(Exception) and hasattr(failure.value, "reasons"):
-        message = "; ".join(r.getErrorMessage() for r in failure.value.reasons)
+    message = "; ".join(reason.getErrorMessage() for reason in reasons[1:]) or failure.getErrorMessage()
     return UpstreamError(502, f"the upstream index is unreachable for {what}: {message}")
 
 
@@ -222,6 +223,7 @@ class FileDownload:
         self._paused = False
         self._idle = None
         self._timed_out = False
+        self._failing = False
         self._waiters: list[Deferred] = []
         self.result: Failure | str | None = None
 
@@ -350,13 +352,18 @@ class FileDownload:
         self._fail(classify(failure, self.filename, self.timeout))
 
     def _fail(self, error: UpstreamError) -> None:
-        if self.result is not None:
+        if self.result is not None or self._failing:
             return
+        self._failing = True
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
         if self._temporary is not None:
-            deferToThread(_discard, self._temporary)
-            self._temporary = None
+            temporary, self._temporary = self._temporary, None
+            deferToThread(_discard, temporary).addBoth(lambda _: self._failed(error))
+        else:
+            self._failed(error)
+
+    def _failed(self, error: UpstreamError) -> None:
         log.warn("could not fetch {filename} from upstream: {reason}", filename=self.filename, reason=error.reason)
         for listener in list(self._listeners):
             listener.failed(error)

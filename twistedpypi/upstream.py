@@ -361,9 +361,27 @@ class Upstream:
         return path
 
 
+def sweep_temporaries(cache_dir: str) -> int:
+    """
+    Remove the temporary files of downloads a previous run did not finish;
+    return how many.  Blocks: call it in a thread.
+    """
+    removed = 0
+    for directory, _, filenames in os.walk(cache_dir):
+        for filename in filenames:
+            if filename.startswith(".") and filename.endswith(".part"):
+                try:
+                    os.unlink(os.path.join(directory, filename))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
 class UpstreamService(Service):
     """
-    Closes the upstream's pooled connections when the server stops.
+    Sweeps away unfinished downloads at start, and closes the upstream's
+    pooled connections when the server stops.
     """
 
     def __init__(self, upstream: Upstream) -> None:
@@ -375,6 +393,11 @@ class UpstreamService(Service):
             "proxying projects not found here from {index}, cached in {cache_dir}",
             index=self.upstream.index_url, cache_dir=self.upstream.cache_dir,
         )
+        sweeping = deferToThread(sweep_temporaries, self.upstream.cache_dir)
+        sweeping.addCallback(
+            lambda count: count and log.info("removed {count} unfinished downloads", count=count)
+        )
+        sweeping.addErrback(lambda f: log.failure("sweeping the upstream cache", f))
 
     def stopService(self) -> Deferred:
         super().stopService()

@@ -152,7 +152,7 @@ class UpstreamFiles(Resource):
             project, filename = (part.decode("utf-8") for part in postpath)
         except (ValueError, UnicodeDecodeError):
             return error_page(request, 404, "use /upstream/<project>/<file>")
-        if normalize_name(project) != project:
+        if not project or normalize_name(project) != project or "\0" in filename:
             return error_page(request, 404, "no such file")
         if self.index.project(project) is not None:
             return error_page(
