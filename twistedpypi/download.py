@@ -152,7 +152,8 @@ class _CacheWriter:
 
         def closed(_: object) -> Deferred:
             if self._error is not None:
-                return deferToThread(self.stream.close).addCallback(lambda _: self._error)
+                error = UpstreamError(502, f"the cache could not store the file: {self._error.getErrorMessage()}")
+                return deferToThread(self.stream.close).addCallback(lambda _: Failure(error))
             return deferToThread(self.stream.close).addCallback(
                 lambda _: {name: hasher.hexdigest() for name, hasher in self.hashers.items()}
             )
@@ -190,10 +191,12 @@ def _discard(path: str) -> None:
 
 class FileDownload:
     """
-    Downloads one file from upstream into C{final_path}.
+    Downloads one file from upstream into C{final_path}, streaming it to the
+    listeners attached before its first bytes went out; everyone else
+    L{wait}s for it to be in the cache.
 
-    @ivar done: fires with C{final_path} once the file is in the cache, or
-        fails with L{UpstreamError}.
+    @ivar result: L{None} while downloading, then C{final_path}, or the
+        L{Failure} (of an L{UpstreamError}) that ended it.
     """
 
     def __init__(

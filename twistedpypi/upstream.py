@@ -141,8 +141,10 @@ class Upstream:
         self.cache_dir = cache_dir
         self.ttl = ttl
         self.timeout = timeout
-        self.pool = pool if pool is not None else HTTPConnectionPool(reactor, persistent=True)
-        self.pool.maxPersistentPerHost = 8
+        if pool is None:
+            pool = HTTPConnectionPool(reactor, persistent=True)
+            pool.maxPersistentPerHost = 8
+        self.pool = pool
         agent = Agent(reactor, connectTimeout=timeout, pool=self.pool)
         self._client = treq.client.HTTPClient(agent)
         # Files go through a bare agent: treq would ask for and undo gzip
