@@ -92,11 +92,14 @@ class ProxiedProject:
     fetched: float
     pages: dict[object, Page] = field(default_factory=dict)
 
-    def cached(self, key: object, render: Callable[[], Page]) -> Page:
-        """The page rendered for C{key}, rendered once."""
+    async def cached(self, key: object, render: Callable[[], Page]) -> Page:
+        """
+        The page rendered for C{key}, rendered once, in a thread: a project
+        with thousands of files takes a while.
+        """
         page = self.pages.get(key)
         if page is None:
-            page = self.pages[key] = render()
+            page = self.pages[key] = await deferToThread(render)
         return page
 
 
@@ -237,7 +240,8 @@ class Upstream:
         base = final_url.decode("ascii") if isinstance(final_url, bytes) else url
         content_type = (response.headers.getRawHeaders(b"content-type") or [b"text/html"])[0]
         try:
-            project = parse_project_page(body, content_type.decode("latin-1"), base, name)
+            # Thousands of files take a second to read: not on the reactor.
+            project = await deferToThread(parse_project_page, body, content_type.decode("latin-1"), base, name)
         except UnreadablePage as error:
             raise UpstreamError(502, f"the upstream page of {name} is unreadable: {error}") from None
         log.info(
@@ -246,7 +250,8 @@ class Upstream:
         )
         entry = ProxiedProject(name, project, self._reactor.seconds())
         self._projects[name] = entry
-        saving = deferToThread(_write_atomically, os.path.join(self._project_dir(name), PAGE_FILE), project.to_json())
+        path = os.path.join(self._project_dir(name), PAGE_FILE)
+        saving = deferToThread(lambda: _write_atomically(path, project.to_json()))
         saving.addErrback(lambda f: log.failure("could not keep the page of {project}", f, project=name))
         return entry
 
@@ -256,7 +261,7 @@ class Upstream:
         if body is None or name in self._projects:
             return self._projects.get(name)
         try:
-            project = parse_json(body, self.index_url, name)
+            project = await deferToThread(parse_json, body, self.index_url, name)
         except UnreadablePage:
             return None
         entry = self._projects[name] = ProxiedProject(name, project, float("-inf"))

@@ -50,12 +50,7 @@ class UpstreamFile:
     core_metadata: bool | dict[str, str] = False
     size: int | None = None
     upload_time: str | None = None
-
-    @property
-    def version(self) -> str:
-        """The version, as in the file name."""
-        dist = parse_filename(self.filename)
-        return dist.version if dist is not None else ""
+    version: str = ""
 
     @property
     def metadata_url(self) -> str:
@@ -71,13 +66,14 @@ class UpstreamProject:
 
     name: str
     files: tuple[UpstreamFile, ...]
+    _by_name: dict[str, UpstreamFile] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {entry.filename: entry for entry in self.files})
 
     def file(self, filename: str) -> UpstreamFile | None:
         """The file of that name, if upstream lists it."""
-        for entry in self.files:
-            if entry.filename == filename:
-                return entry
-        return None
+        return self._by_name.get(filename)
 
     def versions(self) -> list[str]:
         """The distinct versions, oldest first."""
@@ -120,12 +116,14 @@ def _checked_url(base_url: str, href: str) -> tuple[str, str]:
     return url, fragment
 
 
-def _file_name(url: str, text: str | None) -> str | None:
+def _file_name(url: str, text: str | None) -> tuple[str, str] | None:
+    """The file's name and version, if it is a distribution's."""
     candidates = [text.strip()] if text and text.strip() else []
     candidates.append(unquote(urlsplit(url).path.rsplit("/", 1)[-1]))
     for name in candidates:
-        if parse_filename(name) is not None:
-            return name
+        dist = parse_filename(name)
+        if dist is not None:
+            return name, dist.version
     return None
 
 
@@ -156,9 +154,10 @@ def parse_json(body: bytes, base_url: str, name: str) -> UpstreamProject:
             url, _ = _checked_url(base_url, item["url"])
         except UnreadablePage:
             continue
-        filename = _file_name(url, item.get("filename"))
-        if filename is None:
+        named = _file_name(url, item.get("filename"))
+        if named is None:
             continue
+        filename, version = named
         hashes = item.get("hashes") if isinstance(item.get("hashes"), dict) else {}
         yanked = item.get("yanked", False)
         metadata = item.get("core-metadata", item.get("dist-info-metadata", False))
@@ -173,6 +172,7 @@ def parse_json(body: bytes, base_url: str, name: str) -> UpstreamProject:
                 core_metadata=_metadata_value(metadata),
                 size=size if isinstance(size, int) and size >= 0 else None,
                 upload_time=item.get("upload-time") if isinstance(item.get("upload-time"), str) else None,
+                version=version,
             )
         )
     return UpstreamProject(name, tuple(files))
@@ -228,9 +228,10 @@ def parse_html(body: bytes, base_url: str, name: str) -> UpstreamProject:
             url, fragment = _checked_url(base, href)
         except UnreadablePage:
             continue
-        filename = _file_name(url, text)
-        if filename is None:
+        named = _file_name(url, text)
+        if named is None:
             continue
+        filename, version = named
         metadata_attribute = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         if metadata_attribute is None or metadata_attribute.lower() == "false":
             metadata: bool | dict[str, str] = False
@@ -247,6 +248,7 @@ def parse_html(body: bytes, base_url: str, name: str) -> UpstreamProject:
                 requires_python=attrs.get("data-requires-python") or None,
                 yanked=yanked,
                 core_metadata=metadata,
+                version=version,
             )
         )
     return UpstreamProject(name, tuple(files))

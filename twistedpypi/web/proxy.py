@@ -87,7 +87,8 @@ class UpstreamProxy:
                 return Page.of(simple_upstream_json(upstream_project, project), media_type)
             return Page.of(simple_upstream_html(upstream_project, project), media_type)
 
-        return send_page(request, proxied.cached(media_type, render), cache_control=self.cache_control)
+        page = await proxied.cached(media_type, render)
+        return send_page(request, page, cache_control=self.cache_control)
 
 
 class _StreamToRequest:
