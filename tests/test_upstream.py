@@ -619,3 +619,19 @@ def test_unfinished_downloads_are_swept_away(tmp_path):
     (tmp_path / "p" / "p-1.0.tar.gz").write_bytes(b"whole")
     assert sweep_temporaries(str(tmp_path)) == 1
     assert os.listdir(tmp_path / "p") == ["p-1.0.tar.gz"]
+
+
+def test_the_service_has_an_upstream_only_in_proxy_mode_with_fallback_enabled(tmp_path):
+    from twistedpypi.tap import makeService
+    from twistedpypi.upstream import UpstreamService
+
+    def upstreams(*arguments):
+        options = Options()
+        options.parseOptions(["-P", ".", "-a", ".", *arguments, str(tmp_path / "packages")])
+        return [s for s in makeService(options) if isinstance(s, UpstreamService)]
+
+    (proxying,) = upstreams("--fallback-mode", "proxy", "--fallback-url", "https://u:p@mirror.example/simple")
+    assert proxying.upstream.index_url == "https://mirror.example/simple/"
+    assert proxying.upstream.cache_dir == str(tmp_path / "packages-upstream-cache")
+    assert upstreams("--fallback-mode", "proxy", "--disable-fallback") == []
+    assert upstreams() == []
