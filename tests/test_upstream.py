@@ -602,7 +602,7 @@ async def test_a_download_that_stalls_is_cut_off_after_the_timeout_and_leaves_no
 
 
 @pytest_twisted.ensureDeferred
-@pytest.mark.parametrize("path", ["/upstream//x-1.0.tar.gz", "/upstream/Remote/remote-1.0.tar.gz", "/upstream/remote/x%00-1.0.tar.gz", "/upstream/remote/..%2f..%2fetc%2fpasswd", "/upstream/remote/notes.txt", "/upstream/remote"])
+@pytest.mark.parametrize("path", ["/upstream//x-1.0.tar.gz", "/upstream/%2Fetc/x-1.0.tar.gz", "/upstream/a%2Fb/x-1.0.tar.gz", "/upstream/-x/x-1.0.tar.gz", "/upstream/Remote/remote-1.0.tar.gz", "/upstream/remote/x%00-1.0.tar.gz", "/upstream/remote/..%2f..%2fetc%2fpasswd", "/upstream/remote/notes.txt", "/upstream/remote"])
 async def test_only_plain_file_names_of_normalised_projects_are_served(servers, packages, path):
     fake, url = servers.fake_upstream()
     proxy = servers.proxy(packages, url)
@@ -635,3 +635,14 @@ def test_the_service_has_an_upstream_only_in_proxy_mode_with_fallback_enabled(tm
     assert proxying.upstream.cache_dir == str(tmp_path / "packages-upstream-cache")
     assert upstreams("--fallback-mode", "proxy", "--disable-fallback") == []
     assert upstreams() == []
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("name", ["%2Fetc", "a%2Fb", "caf%C3%A9"])
+async def test_names_that_are_not_project_names_are_never_asked_of_the_upstream(servers, packages, name, tmp_path):
+    fake, url = servers.fake_upstream()
+    proxy = servers.proxy(packages, url)
+    response, _ = await proxy.get(f"/simple/{name}/")
+    assert response.code == 404
+    assert fake.requests == []
+    assert not (tmp_path / "cache").exists() or os.listdir(tmp_path / "cache") == []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -42,6 +43,16 @@ PAGE_FILE = ".project.json"
 """A project's last page from upstream, kept in its cache folder for restarts."""
 
 METADATA_SUFFIX = ".metadata"
+
+_PROJECT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+
+
+def is_project_name(name: str) -> bool:
+    """
+    Whether C{name} is a normalised PEP 508 project name: only those are
+    asked of the upstream, and only those become folders in the cache.
+    """
+    return _PROJECT_NAME.match(name) is not None
 
 
 def split_credentials(url: str) -> tuple[str, bytes | None]:
@@ -188,6 +199,8 @@ class Upstream:
         return Deferred.fromCoroutine(self._project(name))
 
     async def _project(self, name: str) -> ProxiedProject:
+        if not is_project_name(name):
+            raise UpstreamError(404, f"{name!r} is not a project name")
         cached = self._projects.get(name)
         if cached is None:
             cached = await self._load(name)

@@ -17,11 +17,11 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from twistedpypi.distfile import normalize_name, parse_filename
+from twistedpypi.distfile import parse_filename
 from twistedpypi.download import FileDownload, UpstreamError
 from twistedpypi.index import PackageIndex, Page
 from twistedpypi.render import SIMPLE_JSON, simple_upstream_html, simple_upstream_json
-from twistedpypi.upstream import METADATA_SUFFIX, Upstream
+from twistedpypi.upstream import METADATA_SUFFIX, Upstream, is_project_name
 from twistedpypi.web.files import DistributionFileResource
 from twistedpypi.web.respond import error_page, send_page
 
@@ -153,7 +153,7 @@ class UpstreamFiles(Resource):
             project, filename = (part.decode("utf-8") for part in postpath)
         except (ValueError, UnicodeDecodeError):
             return error_page(request, 404, "use /upstream/<project>/<file>")
-        if not project or normalize_name(project) != project or "\0" in filename:
+        if not is_project_name(project) or "\0" in filename:
             return error_page(request, 404, "no such file")
         if self.index.project(project) is not None:
             return error_page(
