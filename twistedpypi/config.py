@@ -11,6 +11,8 @@ ACTIONS = ("update", "download", "list")
 
 DEFAULT_FALLBACK_URL = "https://pypi.org/simple/"
 
+FALLBACK_MODES = ("redirect", "proxy")
+
 
 @dataclass(slots=True)
 class Config:
@@ -27,6 +29,12 @@ class Config:
     @ivar cache_control: C{max-age} for files and pages, or L{None}.
     @ivar describe_cache: the file keeping each file's hashes and metadata
         across restarts, or L{None} for none.
+    @ivar fallback_mode: C{"redirect"} unknown projects to the fallback
+        index, or C{"proxy"} them: fetch, cache and serve them here.
+    @ivar cache_dir: where C{proxy} mode keeps what it fetched.
+    @ivar upstream_ttl: seconds a proxied page is served before it is
+        fetched again.
+    @ivar upstream_timeout: seconds to wait for the upstream index.
     """
 
     directories: list[str]
@@ -40,6 +48,10 @@ class Config:
     health_endpoint: str = "/health"
     max_upload_size: int = 1024 * 1024 * 1024
     describe_cache: str | None = None
+    fallback_mode: str = "redirect"
+    cache_dir: str | None = None
+    upstream_ttl: float = 300.0
+    upstream_timeout: float = 10.0
 
     @property
     def upload_directory(self) -> str:

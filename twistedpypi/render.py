@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from twistedpypi.index import DistributionFile, PackageIndex, Project
 from twistedpypi.metadata import CoreMetadata
+from twistedpypi.upstreampage import UpstreamFile, UpstreamProject
 
 API_VERSION = "1.1"
 HTML = b"text/html; charset=utf-8"
@@ -257,3 +258,74 @@ def json_api(project: Project, version: str | None, base_url: str) -> bytes:
             releases[dist.version].append(_json_api_file(dist, base_url))
         document["releases"] = releases
     return _json(document)
+
+
+def _upstream_fragment(entry: UpstreamFile) -> str:
+    if "sha256" in entry.hashes:
+        return f"#sha256={entry.hashes['sha256']}"
+    for algorithm, digest in entry.hashes.items():
+        return f"#{algorithm}={digest}"
+    return ""
+
+
+def simple_upstream_html(project: UpstreamProject, path_name: str) -> bytes:
+    """
+    The PEP 503 page this server shows for a project proxied from upstream,
+    at C{/simple/<path_name>/}, with upstream's hashes, requires-python,
+    yanked status and metadata carried through.
+    """
+    lines = []
+    for entry in project.files:
+        href = f"../../upstream/{quote(path_name)}/{quote(entry.filename)}{_upstream_fragment(entry)}"
+        attributes = [f'href="{escape(href)}"']
+        if entry.requires_python:
+            attributes.append(f'data-requires-python="{escape(entry.requires_python)}"')
+        if entry.yanked is not False:
+            reason = entry.yanked if isinstance(entry.yanked, str) else ""
+            attributes.append(f'data-yanked="{escape(reason)}"')
+        if isinstance(entry.core_metadata, dict):
+            algorithm, digest = next(iter(entry.core_metadata.items()))
+            value = escape(f"{algorithm}={digest}")
+            attributes.append(f'data-core-metadata="{value}" data-dist-info-metadata="{value}"')
+        elif entry.core_metadata:
+            attributes.append('data-core-metadata="true" data-dist-info-metadata="true"')
+        lines.append(f"<a {' '.join(attributes)}>{escape(entry.filename)}</a><br>\n")
+    title = escape(f"Links for {project.name}")
+    return (
+        "<!DOCTYPE html>\n<html><head>"
+        f'<meta name="pypi:repository-version" content="{API_VERSION}">'
+        f"<title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n"
+        f"{''.join(lines)}</body></html>\n"
+    ).encode("utf-8")
+
+
+def simple_upstream_json(project: UpstreamProject, path_name: str) -> bytes:
+    """
+    The PEP 691 page this server shows for a project proxied from upstream.
+    """
+    files = []
+    for entry in project.files:
+        document: dict = {
+            "filename": entry.filename,
+            "url": f"../../upstream/{quote(path_name)}/{quote(entry.filename)}",
+            "hashes": entry.hashes,
+            "core-metadata": entry.core_metadata,
+            "dist-info-metadata": entry.core_metadata,
+            "gpg-sig": False,
+            "yanked": entry.yanked,
+        }
+        if entry.requires_python:
+            document["requires-python"] = entry.requires_python
+        if entry.size is not None:
+            document["size"] = entry.size
+        if entry.upload_time is not None:
+            document["upload-time"] = entry.upload_time
+        files.append(document)
+    return _json(
+        {
+            "meta": {"api-version": API_VERSION, "_last-serial": 0},
+            "name": project.name,
+            "versions": project.versions(),
+            "files": files,
+        }
+    )

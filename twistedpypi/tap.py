@@ -15,7 +15,7 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
-from twistedpypi.config import ACTIONS, DEFAULT_FALLBACK_URL, Config
+from twistedpypi.config import ACTIONS, DEFAULT_FALLBACK_URL, FALLBACK_MODES, Config
 
 log = Logger()
 
@@ -65,6 +65,10 @@ class Options(usage.Options):
         ["workers", None, "1", "Processes serving the same port, each with its own index (one per core is a good start)."],
         ["inherit-fd", None, None, "Internal (used by --workers): serve the listening socket on this descriptor."],
         ["describe-cache", None, None, "File keeping hashes and metadata across restarts ('off' for none). Default: under ~/.cache/twistedpypi/."],
+        ["fallback-mode", None, "redirect", "For projects not found here: 'redirect' clients to --fallback-url, or 'proxy' it (fetch, cache, serve)."],
+        ["cache-dir", None, None, "Where proxy mode caches upstream files (default: PACKAGE_DIR-upstream-cache beside the first package directory)."],
+        ["upstream-ttl", None, "300", "Seconds a proxied project page is served before it is fetched again."],
+        ["upstream-timeout", None, "10", "Seconds to wait for the upstream index before answering 504."],
     ]
     optFlags = [
         ["overwrite", "o", "Allow uploads to replace existing files."],
@@ -128,6 +132,7 @@ class Options(usage.Options):
             self["fallback-url"] += "/"
         for directory in self["directories"]:
             self._ensure_directory(directory)
+        self._check_upstream()
         self["describe-cache"] = self._describe_cache_path(self["describe-cache"], self["directories"])
 
     @staticmethod
@@ -191,6 +196,32 @@ class Options(usage.Options):
         self["passwords"] = passwords
         self["authenticate"] = frozenset(actions)
 
+    def _check_upstream(self) -> None:
+        mode = self["fallback-mode"]
+        if mode not in FALLBACK_MODES:
+            raise usage.UsageError(f"--fallback-mode {mode!r}: choose {' or '.join(FALLBACK_MODES)}")
+        for name in ("upstream-ttl", "upstream-timeout"):
+            try:
+                self[name] = float(self[name])
+            except (TypeError, ValueError):
+                raise usage.UsageError(f"--{name} takes a number of seconds") from None
+            if self[name] < 0 or (name == "upstream-timeout" and self[name] == 0):
+                raise usage.UsageError(f"--{name} takes a positive number of seconds")
+        if mode != "proxy" or self["disable-fallback"]:
+            return
+        first = self["directories"][0]
+        cache_dir = self["cache-dir"] or os.path.join(os.path.dirname(first), os.path.basename(first) + "-upstream-cache")
+        self["cache-dir"] = cache_dir = os.path.abspath(os.path.expanduser(cache_dir))
+        real_cache = os.path.realpath(cache_dir)
+        for directory in self["directories"]:
+            real = os.path.realpath(directory)
+            if os.path.commonpath([real, real_cache]) in (real, real_cache):
+                # Cached upstream files would be served as local ones.
+                raise usage.UsageError(
+                    f"--cache-dir {cache_dir} overlaps the package directory {directory}; put it beside it"
+                )
+        self._ensure_directory(cache_dir)
+
     @staticmethod
     def _ensure_directory(directory: str) -> None:
         if os.path.isdir(directory):
@@ -217,6 +248,10 @@ class Options(usage.Options):
             health_endpoint=self["health-endpoint"],
             max_upload_size=self["max-upload-size"],
             describe_cache=self["describe-cache"],
+            fallback_mode=self["fallback-mode"],
+            cache_dir=self["cache-dir"],
+            upstream_ttl=self["upstream-ttl"],
+            upstream_timeout=self["upstream-timeout"],
         )
 
 
@@ -236,7 +271,13 @@ def makeService(options: Options) -> service.IService:
         index, config.directories, config.hash_algorithms, cache_path=config.describe_cache
     )
     watcher.setServiceParent(top)
-    site = make_site(config, index, watcher)
+    upstream = None
+    if config.fallback_mode == "proxy" and config.fallback_url:
+        from twistedpypi.upstream import Upstream, UpstreamService
+
+        upstream = Upstream(config.fallback_url, config.cache_dir, config.upstream_ttl, config.upstream_timeout)
+        UpstreamService(upstream).setServiceParent(top)
+    site = make_site(config, index, watcher, upstream)
     ListeningService(
         options["endpoint"],
         site,

@@ -52,13 +52,21 @@ class Root(Resource):
     C{/}: the welcome page, and the parent of every route.
     """
 
-    def __init__(self, config: Config, index: PackageIndex, missing: MissingProject | None = None) -> None:
+    def __init__(
+        self, config: Config, index: PackageIndex, missing: MissingProject | None = None, upstream=None
+    ) -> None:
         super().__init__()
         cache_control = (
             f"public, max-age={config.cache_control}".encode("ascii")
             if config.cache_control is not None
             else None
         )
+        if upstream is not None:
+            # Proxy mode (twistedpypi.upstream): pages and /upstream/ files.
+            from twistedpypi.web.proxy import UpstreamFiles, UpstreamProxy
+
+            missing = UpstreamProxy(upstream, cache_control)
+            self.putChild(b"upstream", UpstreamFiles(upstream, index, cache_control))
         if missing is None:
             missing = FallbackRedirect(config.fallback_url) if config.fallback_url else NotFound()
         self.welcome = Welcome(index, config.welcome_html)

@@ -47,8 +47,9 @@ class IndexSite(Site):
         self.watcher = watcher
 
 
-def make_site(config: Config, index: PackageIndex, watcher: PackageWatcher) -> IndexSite:
+def make_site(config: Config, index: PackageIndex, watcher: PackageWatcher, upstream=None) -> IndexSite:
     """
-    The site serving C{index} with the settings in C{config}.
+    The site serving C{index} with the settings in C{config}; C{upstream}
+    is the L{twistedpypi.upstream.Upstream} to proxy, if any.
     """
-    return IndexSite(Root(config, index), watcher)
+    return IndexSite(Root(config, index, upstream=upstream), watcher)

@@ -1,0 +1,648 @@
+"""
+Proxy mode in process: our resources on a loopback port in front of a small
+fake upstream index on another (file downloads stream through producers,
+which want real connections).  No network beyond loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python import usage
+from twisted.web.client import Agent, HTTPConnectionPool, readBody
+from twisted.web.http_headers import Headers
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+
+from tests.distributions import core_metadata, wheel_bytes, write
+from tests.indexing import config_for, index_directory
+from twistedpypi import download as download_module
+from twistedpypi.tap import Options
+from twistedpypi.upstream import Upstream, split_credentials
+from twistedpypi.upstreampage import parse_html, parse_json
+from twistedpypi.web.root import Root
+
+PEP691_JSON = "application/vnd.pypi.simple.v1+json"
+pytestmark = pytest.mark.filterwarnings("ignore:Using readBody:DeprecationWarning")
+
+
+class FakeUpstream(Resource):
+    """
+    A PEP 691 (or PEP 503) index with files under C{/files/}, counting what
+    it is asked.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: dict[str, list[dict]] = {}
+        self.requests: list[str] = []
+        self.html = False
+        self.status: int | None = None
+        self.corrupt: set[str] = set()
+        self.authorization: bytes | None = None
+
+    def add(self, project: str, filename: str, data: bytes, metadata: bytes | None = None, **attributes) -> None:
+        self.files.setdefault(project, []).append(dict(filename=filename, data=data, metadata=metadata, **attributes))
+
+    def count(self, path: str) -> int:
+        return sum(1 for p in self.requests if p == path)
+
+    def render_GET(self, request):
+        path = request.path.decode()
+        self.requests.append(path)
+        if self.authorization is not None and request.getHeader(b"authorization") != self.authorization:
+            request.setResponseCode(401)
+            return b"who are you?"
+        if self.status is not None:
+            request.setResponseCode(self.status)
+            return b"upstream trouble"
+        parts = path.strip("/").split("/")
+        if parts[0] == "simple" and len(parts) == 2 and parts[1] in self.files:
+            return self._page(request, parts[1])
+        if parts[0] == "files" and len(parts) == 2:
+            for entries in self.files.values():
+                for entry in entries:
+                    if parts[1] == entry["filename"]:
+                        data = entry["data"]
+                        return data[:-1] + b"!" if entry["filename"] in self.corrupt else data
+                    if parts[1] == entry["filename"] + ".metadata" and entry["metadata"]:
+                        return entry["metadata"]
+        request.setResponseCode(404)
+        return b"not here"
+
+    def _page(self, request, project):
+        entries = self.files[project]
+        if self.html:
+            links = []
+            for e in entries:
+                attributes = f' data-requires-python="{e["requires_python"].replace(">", "&gt;")}"' if e.get("requires_python") else ""
+                if e.get("yanked"):
+                    attributes += f' data-yanked="{e["yanked"] if isinstance(e["yanked"], str) else ""}"'
+                if e["metadata"]:
+                    attributes += f' data-core-metadata="sha256={hashlib.sha256(e["metadata"]).hexdigest()}"'
+                sha = hashlib.sha256(e["data"]).hexdigest()
+                links.append(f'<a href="../../files/{e["filename"]}#sha256={sha}"{attributes}>{e["filename"]}</a><br>')
+            request.setHeader(b"content-type", b"text/html")
+            return f"<html><body>{''.join(links)}</body></html>".encode()
+        files = []
+        for e in entries:
+            document = {
+                "filename": e["filename"],
+                "url": f"../../files/{e['filename']}",
+                "hashes": {"sha256": hashlib.sha256(e["data"]).hexdigest()},
+                "yanked": e.get("yanked", False),
+                "size": len(e["data"]),
+            }
+            if e.get("requires_python"):
+                document["requires-python"] = e["requires_python"]
+            if e["metadata"]:
+                document["core-metadata"] = {"sha256": hashlib.sha256(e["metadata"]).hexdigest()}
+            files.append(document)
+        request.setHeader(b"content-type", PEP691_JSON.encode())
+        return json.dumps({"meta": {"api-version": "1.1"}, "name": project, "files": files}).encode()
+
+
+class Hanging(Protocol):
+    """Accepts a connection and never answers."""
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self.transport)
+
+
+class Servers:
+    """The fake upstream and our proxy, on loopback ports."""
+
+    def __init__(self, tmp_path) -> None:
+        self.tmp_path = tmp_path
+        self.ports = []
+        self.upstreams: list[Upstream] = []
+        self.hanging: list = []
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        self.agent = Agent(reactor, pool=self.pool)
+
+    def listen(self, resource) -> str:
+        port = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")
+        self.ports.append(port)
+        return f"http://127.0.0.1:{port.getHost().port}"
+
+    def fake_upstream(self) -> tuple[FakeUpstream, str]:
+        fake = FakeUpstream()
+        return fake, self.listen(fake) + "/simple/"
+
+    def hanging_upstream(self) -> str:
+        factory = Factory.forProtocol(Hanging)
+        factory.connections = self.hanging
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.ports.append(port)
+        return f"http://127.0.0.1:{port.getHost().port}/simple/"
+
+    def proxy(self, packages, upstream_url: str, ttl: float = 300.0, timeout: float = 5.0, cache=None) -> "Proxy":
+        upstream = Upstream(upstream_url, str(cache or self.tmp_path / "cache"), ttl=ttl, timeout=timeout)
+        self.upstreams.append(upstream)
+        root = Root(config_for(packages, fallback_mode="proxy"), index_directory(packages), upstream=upstream)
+        return Proxy(self.listen(root), upstream, self.agent)
+
+    async def close(self) -> None:
+        for transport in self.hanging:
+            transport.abortConnection()
+        for upstream in self.upstreams:
+            await upstream.close()
+        await self.pool.closeCachedConnections()
+        for port in self.ports:
+            await port.stopListening()
+
+
+class Proxy:
+    def __init__(self, base: str, upstream: Upstream, agent: Agent) -> None:
+        self.base = base
+        self.upstream = upstream
+        self.agent = agent
+
+    async def get(self, path: str, headers: dict | None = None):
+        response = await self.agent.request(
+            b"GET", (self.base + path).encode(), Headers({k: [v] for k, v in (headers or {}).items()})
+        )
+        return response, await readBody(response)
+
+
+@pytest.fixture
+def servers(tmp_path):
+    made = Servers(tmp_path)
+    yield made
+    pytest_twisted.blockon(Deferred.fromCoroutine(made.close()))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def upstream_project():
+    """The files of an upstream-only project, 'remote'."""
+    filename, data = wheel_bytes("remote", "1.0", requires_python=">=3.8")
+    old_name, old_data = wheel_bytes("remote", "0.9")
+    return {
+        "wheel": (filename, data, core_metadata("remote", "1.0", requires_python=">=3.8")),
+        "yanked": (old_name, old_data),
+    }
+
+
+def publish(fake: FakeUpstream, upstream_project) -> None:
+    filename, data, metadata = upstream_project["wheel"]
+    fake.add("remote", filename, data, metadata, requires_python=">=3.8")
+    old_name, old_data = upstream_project["yanked"]
+    fake.add("remote", old_name, old_data, yanked="broken build")
+
+
+# The pure parts.
+
+
+def test_html_pages_are_read_with_their_attributes_and_bad_names_dropped():
+    body = b"""<html><body>
+    <a href="../../files/good-1.0-py3-none-any.whl#sha256=AB12" data-requires-python="&gt;=3.8"
+       data-yanked="" data-dist-info-metadata="sha256=cd34">good-1.0-py3-none-any.whl</a>
+    <a href="https://files.example/x/good-1.1.tar.gz#md5=ef">good-1.1.tar.gz</a>
+    <a href="../../files/..%2F..%2Fetc%2Fpasswd">../../etc/passwd</a>
+    <a href="../../files/.hidden-1.0.tar.gz">.hidden-1.0.tar.gz</a>
+    <a href="file:///etc/good-1.2.tar.gz">good-1.2.tar.gz</a>
+    </body></html>"""
+    project = parse_html(body, "https://up.example/simple/good/", "good")
+    assert [f.filename for f in project.files] == ["good-1.0-py3-none-any.whl", "good-1.1.tar.gz"]
+    first, second = project.files
+    assert first.url == "https://up.example/files/good-1.0-py3-none-any.whl"
+    assert first.hashes == {"sha256": "ab12"}
+    assert first.requires_python == ">=3.8"
+    assert first.yanked is True
+    assert first.core_metadata == {"sha256": "cd34"}
+    assert second.hashes == {"md5": "ef"} and second.yanked is False and second.core_metadata is False
+
+
+def test_json_pages_round_trip_through_the_form_kept_on_disk():
+    document = {
+        "name": "good",
+        "files": [
+            {"filename": "good-1.0.tar.gz", "url": "/f/good-1.0.tar.gz", "hashes": {"sha256": "aa"},
+             "yanked": "bad", "core-metadata": True, "requires-python": ">=3", "size": 5},
+            {"filename": "../evil-1.0.tar.gz", "url": "/f/x", "hashes": {}},
+        ],
+    }
+    project = parse_json(json.dumps(document).encode(), "https://up.example/simple/good/", "good")
+    assert [f.filename for f in project.files] == ["good-1.0.tar.gz"]
+    assert project.files[0].url == "https://up.example/f/good-1.0.tar.gz"
+    assert parse_json(project.to_json(), "", "good") == project
+
+
+def test_credentials_in_the_url_become_a_basic_auth_header():
+    url, header = split_credentials("https://al%40ice:s3cret@mirror.example:8443/simple/")
+    assert url == "https://mirror.example:8443/simple/"
+    assert header == b"Basic YWxAaWNlOnMzY3JldA=="
+    assert split_credentials("https://pypi.org/simple/") == ("https://pypi.org/simple/", None)
+
+
+# Options.
+
+
+def test_proxy_options_and_the_default_cache_beside_the_packages(tmp_path):
+    options = Options()
+    options.parseOptions(["--fallback-mode", "proxy", "--upstream-ttl", "60", "--upstream-timeout", "2.5", str(tmp_path / "pkgs")])
+    config = options.config()
+    assert config.fallback_mode == "proxy"
+    assert config.cache_dir == str(tmp_path / "pkgs-upstream-cache")
+    assert os.path.isdir(config.cache_dir)
+    assert (config.upstream_ttl, config.upstream_timeout) == (60.0, 2.5)
+    plain = Options()
+    plain.parseOptions([str(tmp_path / "pkgs")])
+    assert plain.config().fallback_mode == "redirect"
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--fallback-mode", "mirror"], "--fallback-mode"),
+        (["--fallback-mode", "proxy", "--upstream-ttl", "soon"], "--upstream-ttl"),
+        (["--fallback-mode", "proxy", "--upstream-timeout", "0"], "--upstream-timeout"),
+        (["--fallback-mode", "proxy", "--cache-dir", "{packages}/cache"], "overlaps the package directory"),
+    ],
+)
+def test_bad_proxy_options_stop_it_with_one_clear_line(tmp_path, arguments, message):
+    packages = tmp_path / "packages"
+    with pytest.raises(usage.UsageError, match=message):
+        Options().parseOptions([a.format(packages=packages) for a in arguments] + [str(packages)])
+
+
+# The proxy.
+
+
+@pytest_twisted.ensureDeferred
+async def test_proxied_page_is_ours_in_the_format_asked_with_everything_carried(servers, packages, upstream_project):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    proxy = servers.proxy(packages, url)
+    filename, data, metadata = upstream_project["wheel"]
+    response, body = await proxy.get("/simple/remote/", {"Accept": PEP691_JSON})
+    assert response.code == 200
+    document = json.loads(body)
+    entry = next(f for f in document["files"] if f["filename"] == filename)
+    assert entry["url"] == f"../../upstream/remote/{filename}"
+    assert entry["hashes"] == {"sha256": sha256(data)}
+    assert entry["requires-python"] == ">=3.8"
+    assert entry["core-metadata"] == {"sha256": sha256(metadata)}
+    yanked = next(f for f in document["files"] if f["filename"] == upstream_project["yanked"][0])
+    assert yanked["yanked"] == "broken build"
+    response, body = await proxy.get("/simple/remote/")
+    page = body.decode()
+    assert response.headers.getRawHeaders("content-type") == ["text/html; charset=utf-8"]
+    assert f'href="../../upstream/remote/{filename}#sha256={sha256(data)}"' in page
+    assert 'data-requires-python="&gt;=3.8"' in page
+    assert 'data-yanked="broken build"' in page
+    assert fake.count("/simple/remote/") == 1  # both formats from one fetch
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_html_only_upstream_is_read_too(servers, packages, upstream_project):
+    fake, url = servers.fake_upstream()
+    fake.html = True
+    publish(fake, upstream_project)
+    proxy = servers.proxy(packages, url)
+    filename, data, metadata = upstream_project["wheel"]
+    _, body = await proxy.get("/simple/remote/", {"Accept": PEP691_JSON})
+    files = {f["filename"]: f for f in json.loads(body)["files"]}
+    assert files[filename]["hashes"] == {"sha256": sha256(data)}
+    assert files[filename]["requires-python"] == ">=3.8"
+    assert files[filename]["core-metadata"] == {"sha256": sha256(metadata)}
+    assert files[upstream_project["yanked"][0]]["yanked"] == "broken build"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_is_fetched_once_verified_cached_and_then_served_from_disk(servers, packages, upstream_project, tmp_path):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    proxy = servers.proxy(packages, url)
+    filename, data, metadata = upstream_project["wheel"]
+    for _ in range(3):
+        response, body = await proxy.get(f"/upstream/remote/{filename}")
+        assert response.code == 200
+        assert body == data
+    assert response.headers.getRawHeaders("etag") == [f'"{sha256(data)}"']
+    assert fake.count(f"/files/{filename}") == 1
+    assert (tmp_path / "cache" / "remote" / filename).read_bytes() == data
+    assert os.listdir(packages) == []  # never in a package directory
+    response, body = await proxy.get(f"/upstream/remote/{filename}.metadata")
+    assert body == metadata
+    await proxy.get(f"/upstream/remote/{filename}.metadata")
+    assert fake.count(f"/files/{filename}.metadata") == 1
+    assert proxy.upstream.stats.file_fetches == 1 and proxy.upstream.stats.file_hits == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_that_does_not_match_its_hash_is_refused_and_not_cached(servers, packages, upstream_project, tmp_path):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    filename = upstream_project["wheel"][0]
+    fake.corrupt.add(filename)
+    proxy = servers.proxy(packages, url)
+    response, body = await proxy.get(f"/upstream/remote/{filename}")
+    assert response.code == 502
+    assert b"does not match its sha256" in body
+    assert os.listdir(tmp_path / "cache" / "remote") == [".project.json"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_large_files_stream_through_a_bounded_backlog_intact(servers, packages, monkeypatch, tmp_path):
+    monkeypatch.setattr(download_module, "MAX_BACKLOG", 64 * 1024)
+    monkeypatch.setattr(download_module, "WRITE_SIZE", 16 * 1024)
+    fake, url = servers.fake_upstream()
+    data = os.urandom(6 * 1024 * 1024)
+    fake.add("big", "big-1.0.tar.gz", data)
+    proxy = servers.proxy(packages, url)
+    response, body = await proxy.get("/upstream/big/big-1.0.tar.gz")
+    assert response.code == 200
+    assert response.length == len(data)  # Content-Length, passed on from upstream
+    assert sha256(body) == sha256(data)
+    assert sha256((tmp_path / "cache" / "big" / "big-1.0.tar.gz").read_bytes()) == sha256(data)
+
+
+@pytest_twisted.ensureDeferred
+async def test_fifty_concurrent_requests_make_one_upstream_request(servers, packages):
+    fake, url = servers.fake_upstream()
+    data = os.urandom(2 * 1024 * 1024)
+    fake.add("popular", "popular-1.0.tar.gz", data)
+    proxy = servers.proxy(packages, url)
+    pages = await DeferredList([Deferred.fromCoroutine(proxy.get("/simple/popular/")) for _ in range(50)], consumeErrors=True)
+    assert all(ok and result[0].code == 200 for ok, result in pages)
+    files = await DeferredList(
+        [Deferred.fromCoroutine(proxy.get("/upstream/popular/popular-1.0.tar.gz")) for _ in range(50)],
+        consumeErrors=True,
+    )
+    assert all(ok and result[0].code == 200 and result[1] == data for ok, result in files)
+    assert fake.count("/simple/popular/") == 1
+    assert fake.count("/files/popular-1.0.tar.gz") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_local_project_shadows_the_upstream_one_of_the_same_name(servers, packages):
+    write(packages, wheel_bytes("shared", "1.0"))
+    fake, url = servers.fake_upstream()
+    evil_name, evil = wheel_bytes("shared", "99.0")
+    fake.add("shared", evil_name, evil)
+    proxy = servers.proxy(packages, url)
+    _, body = await proxy.get("/simple/shared/")
+    assert b"shared-1.0-py3-none-any.whl" in body
+    assert b"99.0" not in body and b"upstream" not in body
+    response, _ = await proxy.get(f"/upstream/shared/{evil_name}")
+    assert response.code == 404
+    assert fake.requests == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_pages_are_kept_for_the_ttl_then_refetched_and_served_stale_when_upstream_fails(servers, packages, upstream_project):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    fresh = servers.proxy(packages, url, ttl=300)
+    await fresh.get("/simple/remote/")
+    await fresh.get("/simple/remote/")
+    assert fake.count("/simple/remote/") == 1
+    assert fresh.upstream.stats.page_hits == 1
+
+    fake.requests.clear()
+    expiring = servers.proxy(packages, url, ttl=0, cache=servers.tmp_path / "cache2")
+    _, before = await expiring.get("/simple/remote/")
+    fake.status = 503
+    response, body = await expiring.get("/simple/remote/")
+    assert response.code == 200 and body == before
+    assert fake.count("/simple/remote/") == 2
+    # Having just failed, the upstream is left alone for a while.
+    response, body = await expiring.get("/simple/remote/")
+    assert response.code == 200 and body == before
+    assert fake.count("/simple/remote/") == 2
+    assert expiring.upstream.stats.page_stale == 2
+    response, body = await expiring.get("/simple/never-seen/")
+    assert response.code == 502
+    assert b"answered 503" in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_restarted_proxy_serves_what_it_cached_with_the_upstream_gone(servers, packages, upstream_project, tmp_path):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    filename, data, _ = upstream_project["wheel"]
+    first = servers.proxy(packages, url)
+    _, page = await first.get("/simple/remote/")
+    await first.get(f"/upstream/remote/{filename}")
+    await first.get(f"/upstream/remote/{filename}.metadata")
+    gone = servers.hanging_upstream()
+    second = servers.proxy(packages, gone, timeout=0.5)
+    response, body = await second.get("/simple/remote/")
+    assert response.code == 200 and body == page
+    response, body = await second.get(f"/upstream/remote/{filename}")
+    assert body == data
+    response, body = await second.get(f"/upstream/remote/{filename}.metadata")
+    assert response.code == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_hanging_upstream_gives_504_in_time_and_never_stalls_local_requests(servers, packages):
+    write(packages, wheel_bytes("mine", "1.0"))
+    proxy = servers.proxy(packages, servers.hanging_upstream(), timeout=1.0)
+    started = time.monotonic()
+    pending = Deferred.fromCoroutine(proxy.get("/simple/somewhere-else/"))
+    response, _ = await proxy.get("/simple/mine/")
+    assert response.code == 200
+    assert time.monotonic() - started < 0.5
+    response, body = await pending
+    elapsed = time.monotonic() - started
+    assert response.code == 504
+    assert b"did not answer" in body
+    assert 0.9 < elapsed < 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_credentials_in_the_fallback_url_are_sent_and_never_logged(servers, packages, upstream_project):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    fake.authorization = b"Basic " + base64.b64encode(b"alice:s3cret")
+    events = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        proxy = servers.proxy(packages, url.replace("http://", "http://alice:s3cret@"))
+        response, _ = await proxy.get("/simple/remote/")
+        assert response.code == 200
+        response, _ = await proxy.get(f"/upstream/remote/{upstream_project['wheel'][0]}")
+        assert response.code == 200
+        wrong = servers.proxy(packages, url.replace("http://", "http://alice:wrong@"), cache=servers.tmp_path / "c2")
+        response, body = await wrong.get("/simple/remote/")
+        assert response.code == 502 and b"credentials" in body
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    text = " ".join(formatEvent(e) + repr(e) for e in events)
+    assert "s3cret" not in text and "alice:wrong" not in text
+
+
+class SlowFile(Resource):
+    """Sends the first half of a file, then waits for C{release} to fire."""
+
+    isLeaf = True
+
+    def __init__(self, data: bytes, corrupt: bool = False) -> None:
+        super().__init__()
+        self.data = data
+        self.corrupt = corrupt
+        self.release = Deferred()
+        self.requests = 0
+
+    def render_GET(self, request):
+        self.requests += 1
+        if request.path.startswith(b"/simple/"):
+            request.setHeader(b"content-type", PEP691_JSON.encode())
+            return json.dumps(
+                {"name": "slow", "files": [{"filename": "slow-1.0.tar.gz", "url": "/files/slow-1.0.tar.gz", "hashes": {"sha256": sha256(self.data)}}]}
+            ).encode()
+        half = len(self.data) // 2
+        request.setHeader(b"content-length", str(len(self.data)).encode())
+        request.write(self.data[:half])
+
+        def rest(_):
+            tail = self.data[half:]
+            request.write(tail[:-1] + (b"!" if self.corrupt else tail[-1:]))
+            request.finish()
+
+        self.release.addCallback(rest)
+        return NOT_DONE_YET
+
+
+class Collect(Protocol):
+    def __init__(self) -> None:
+        self.received = b""
+        self.done = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason) -> None:
+        self.done.callback((reason,))  # a Failure itself would errback
+
+
+async def wait_until(condition, seconds: float = 5.0) -> None:
+    from twisted.internet.task import deferLater
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await deferLater(reactor, 0.01, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("corrupt", [False, True])
+async def test_a_file_is_streamed_while_it_downloads_and_a_bad_one_never_arrives_whole(servers, packages, corrupt, tmp_path):
+    data = os.urandom(4 * 1024 * 1024)
+    slow = SlowFile(data, corrupt)
+    proxy = servers.proxy(packages, servers.listen(slow) + "/simple/")
+    response = await proxy.agent.request(b"GET", (proxy.base + "/upstream/slow/slow-1.0.tar.gz").encode())
+    assert response.code == 200
+    body = Collect()
+    response.deliverBody(body)
+    await wait_until(lambda: len(body.received) > 0)
+    assert not body.done.called  # bytes arrived before the upstream finished
+    slow.release.callback(None)
+    (reason,) = await body.done
+    cached = tmp_path / "cache" / "slow" / "slow-1.0.tar.gz"
+    if corrupt:
+        assert len(body.received) < len(data)
+        assert not reason.check(download_module.ResponseDone)
+        assert not cached.exists()
+    else:
+        assert body.received == data
+        assert cached.read_bytes() == data
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Twisted's self-signed certificate helper
+async def test_https_upstreams_are_verified(servers, packages, upstream_project):
+    from twisted.internet import ssl
+
+    fake = FakeUpstream()
+    publish(fake, upstream_project)
+    key = ssl.KeyPair.generate(size=2048)
+    certificate = key.selfSignedCert(1, CN="127.0.0.1")
+    port = reactor.listenSSL(0, Site(fake), certificate.options(), interface="127.0.0.1")
+    servers.ports.append(port)
+    proxy = servers.proxy(packages, f"https://127.0.0.1:{port.getHost().port}/simple/")
+    response, body = await proxy.get("/simple/remote/")
+    assert response.code == 502
+    assert b"certificate" in body.lower(), body
+    assert fake.requests == []  # never talked to an unverified server
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_download_that_stalls_is_cut_off_after_the_timeout_and_leaves_nothing(servers, packages, tmp_path):
+    data = os.urandom(1024 * 1024)
+    slow = SlowFile(data)
+    proxy = servers.proxy(packages, servers.listen(slow) + "/simple/", timeout=0.5)
+    started = time.monotonic()
+    response = await proxy.agent.request(b"GET", (proxy.base + "/upstream/slow/slow-1.0.tar.gz").encode())
+    body = Collect()
+    response.deliverBody(body)
+    (reason,) = await body.done
+    assert 0.4 < time.monotonic() - started < 3
+    assert len(body.received) < len(data)
+    assert os.listdir(tmp_path / "cache" / "slow") == [".project.json"]
+    slow.release.callback(None)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("path", ["/upstream//x-1.0.tar.gz", "/upstream/%2Fetc/x-1.0.tar.gz", "/upstream/a%2Fb/x-1.0.tar.gz", "/upstream/-x/x-1.0.tar.gz", "/upstream/Remote/remote-1.0.tar.gz", "/upstream/remote/x%00-1.0.tar.gz", "/upstream/remote/..%2f..%2fetc%2fpasswd", "/upstream/remote/notes.txt", "/upstream/remote"])
+async def test_only_plain_file_names_of_normalised_projects_are_served(servers, packages, path):
+    fake, url = servers.fake_upstream()
+    proxy = servers.proxy(packages, url)
+    response, _ = await proxy.get(path)
+    assert response.code == 404
+    assert fake.requests == []
+
+
+def test_unfinished_downloads_are_swept_away(tmp_path):
+    from twistedpypi.upstream import sweep_temporaries
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / ".p-1.0.tar.gz.abc.part").write_bytes(b"half")
+    (tmp_path / "p" / "p-1.0.tar.gz").write_bytes(b"whole")
+    assert sweep_temporaries(str(tmp_path)) == 1
+    assert os.listdir(tmp_path / "p") == ["p-1.0.tar.gz"]
+
+
+def test_the_service_has_an_upstream_only_in_proxy_mode_with_fallback_enabled(tmp_path):
+    from twistedpypi.tap import makeService
+    from twistedpypi.upstream import UpstreamService
+
+    def upstreams(*arguments):
+        options = Options()
+        options.parseOptions(["-P", ".", "-a", ".", *arguments, str(tmp_path / "packages")])
+        return [s for s in makeService(options) if isinstance(s, UpstreamService)]
+
+    (proxying,) = upstreams("--fallback-mode", "proxy", "--fallback-url", "https://u:p@mirror.example/simple")
+    assert proxying.upstream.index_url == "https://mirror.example/simple/"
+    assert proxying.upstream.cache_dir == str(tmp_path / "packages-upstream-cache")
+    assert upstreams("--fallback-mode", "proxy", "--disable-fallback") == []
+    assert upstreams() == []
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("name", ["%2Fetc", "a%2Fb", "caf%C3%A9"])
+async def test_names_that_are_not_project_names_are_never_asked_of_the_upstream(servers, packages, name, tmp_path):
+    fake, url = servers.fake_upstream()
+    proxy = servers.proxy(packages, url)
+    response, _ = await proxy.get(f"/simple/{name}/")
+    assert response.code == 404
+    assert fake.requests == []
+    assert not (tmp_path / "cache").exists() or os.listdir(tmp_path / "cache") == []

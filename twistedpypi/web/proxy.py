@@ -1,0 +1,212 @@
+"""
+C{--fallback-mode proxy}: simple pages of projects not found here, fetched
+from the upstream index and shown as our own, and C{/upstream/<project>/<file>}
+where their files (and PEP 658 metadata) are served from the cache.
+
+A project that exists locally is never proxied: its page is the local one,
+and C{/upstream/} refuses its files, so nobody upstream can publish into a
+local name (dependency confusion).
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from twistedpypi.distfile import parse_filename
+from twistedpypi.download import FileDownload, UpstreamError
+from twistedpypi.index import PackageIndex, Page
+from twistedpypi.render import SIMPLE_JSON, simple_upstream_html, simple_upstream_json
+from twistedpypi.upstream import METADATA_SUFFIX, Upstream, is_project_name
+from twistedpypi.web.files import DistributionFileResource
+from twistedpypi.web.respond import error_page, send_page
+
+log = Logger()
+
+
+class _Answer:
+    """
+    A request answered later: remembers whether the client went away.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.gone = False
+        request.notifyFinish().addErrback(self._lost)
+
+    def _lost(self, _: object) -> None:
+        self.gone = True
+
+    def send(self, body: bytes | int) -> None:
+        """Finish with C{body} (a resource's render result)."""
+        if self.gone or body is NOT_DONE_YET:
+            return
+        self.request.write(body)
+        self.request.finish()
+
+    def run(self, work: Awaitable[bytes | int]) -> int:
+        """Answer with what C{work} gives; a bug answers 500."""
+
+        def failed(failure) -> None:
+            log.failure("answering {uri}", failure, uri=self.request.uri)
+            if not self.gone and not self.request.startedWriting:
+                self.send(error_page(self.request, 500, "internal error"))
+
+        Deferred.fromCoroutine(work).addCallbacks(self.send, failed)
+        return NOT_DONE_YET
+
+
+class UpstreamProxy:
+    """
+    The L{MissingProject} answer that fetches the project from upstream and
+    shows it as our own page, every file linked under C{/upstream/}.
+    """
+
+    def __init__(self, upstream: Upstream, cache_control: bytes | None = None) -> None:
+        self.upstream = upstream
+        self.cache_control = cache_control
+
+    def render_missing(self, request: Request, project: str, media_type: bytes) -> int:
+        return _Answer(request).run(self._page(request, project, media_type))
+
+    async def _page(self, request: Request, project: str, media_type: bytes) -> bytes:
+        try:
+            proxied = await self.upstream.project(project)
+        except UpstreamError as error:
+            return error_page(request, error.code, error.reason)
+        if proxied.project is None:
+            return error_page(request, 404, f"project {project!r} is neither here nor on the upstream index")
+        upstream_project = proxied.project
+
+        def render() -> Page:
+            if media_type == SIMPLE_JSON:
+                return Page.of(simple_upstream_json(upstream_project, project), media_type)
+            return Page.of(simple_upstream_html(upstream_project, project), media_type)
+
+        page = await proxied.cached(media_type, render)
+        return send_page(request, page, cache_control=self.cache_control)
+
+
+class _StreamToRequest:
+    """
+    Sends a file to one client while it downloads from upstream.
+    """
+
+    def __init__(self, answer: _Answer, etag: str | None, cache_control: bytes | None) -> None:
+        self.answer = answer
+        self.request = answer.request
+        self.etag = etag
+        self.cache_control = cache_control
+
+    def started(self, length: int | None) -> None:
+        request = self.request
+        request.setHeader(b"content-type", b"application/octet-stream")
+        if length is not None:
+            request.setHeader(b"content-length", str(length).encode("ascii"))
+        if self.etag:
+            request.setHeader(b"etag", f'"{self.etag}"'.encode("ascii"))
+        if self.cache_control is not None:
+            request.setHeader(b"cache-control", self.cache_control)
+
+    def data(self, chunk: bytes) -> None:
+        if not self.answer.gone:
+            self.request.write(chunk)
+
+    def finished(self) -> None:
+        if not self.answer.gone:
+            self.request.finish()
+
+    def failed(self, error: UpstreamError) -> None:
+        if self.answer.gone:
+            return
+        if self.request.startedWriting:
+            # Too late for a status: cut the response short so the client
+            # sees a failed download, never a complete wrong file.
+            self.request.loseConnection()
+            return
+        for name in (b"content-length", b"etag", b"cache-control"):
+            self.request.responseHeaders.removeHeader(name)
+        self.answer.send(error_page(self.request, error.code, error.reason))
+
+
+class UpstreamFiles(Resource):
+    """
+    C{/upstream/<project>/<file>} and C{<file>.metadata}: files of proxied
+    projects, from the cache, fetched on first request.
+    """
+
+    isLeaf = True
+
+    def __init__(self, upstream: Upstream, index: PackageIndex, cache_control: bytes | None = None) -> None:
+        super().__init__()
+        self.upstream = upstream
+        self.index = index
+        self.cache_control = cache_control
+
+    def render_GET(self, request: Request) -> bytes | int:
+        postpath = request.postpath
+        try:
+            project, filename = (part.decode("utf-8") for part in postpath)
+        except (ValueError, UnicodeDecodeError):
+            return error_page(request, 404, "use /upstream/<project>/<file>")
+        if not is_project_name(project) or "\0" in filename:
+            return error_page(request, 404, "no such file")
+        if self.index.project(project) is not None:
+            return error_page(
+                request, 404, f"project {project!r} is served from local files only, never from upstream"
+            )
+        metadata = filename.endswith(METADATA_SUFFIX)
+        distribution = filename[: -len(METADATA_SUFFIX)] if metadata else filename
+        if parse_filename(distribution) is None:
+            return error_page(request, 404, "no such file")
+        if metadata:
+            return _Answer(request).run(self._metadata(request, project, distribution))
+        path = self.upstream.cached_file(project, filename)
+        if path is not None:
+            self.upstream.stats.file_hits += 1
+            return self._from_disk(request, path, project, filename)
+        answer = _Answer(request)
+        return answer.run(self._fetch(answer, project, filename))
+
+    def _from_disk(self, request: Request, path: str, project: str, filename: str) -> bytes | int:
+        sha256 = self.upstream.known_sha256(project, filename)
+        etag = f'"{sha256}"'.encode("ascii") if sha256 else None
+        return DistributionFileResource(path, etag, self.cache_control).render(request)
+
+    async def _fetch(self, answer: _Answer, project: str, filename: str) -> bytes | int:
+        request = answer.request
+        try:
+            download: FileDownload | None = await self.upstream.download(project, filename)
+        except UpstreamError as error:
+            return error_page(request, error.code, error.reason)
+        if answer.gone:
+            return NOT_DONE_YET
+        if download is not None:
+            streamable = request.method == b"GET" and request.getHeader(b"range") is None
+            listener = _StreamToRequest(answer, self.upstream.known_sha256(project, filename), self.cache_control)
+            if streamable and download.attach(listener):
+                request.notifyFinish().addErrback(lambda _: download.detach(listener))
+                return NOT_DONE_YET
+            try:
+                await download.wait()
+            except UpstreamError as error:
+                return error_page(request, error.code, error.reason)
+        else:
+            self.upstream.stats.file_hits += 1
+        if answer.gone:
+            return NOT_DONE_YET
+        path = self.upstream.cached_file(project, filename)
+        if path is None:
+            return error_page(request, 502, f"{filename} vanished from the cache")
+        return self._from_disk(request, path, project, filename)
+
+    async def _metadata(self, request: Request, project: str, filename: str) -> bytes | int:
+        try:
+            path = await self.upstream.metadata(project, filename)
+        except UpstreamError as error:
+            return error_page(request, error.code, error.reason)
+        return DistributionFileResource(path, None, self.cache_control).render(request)
