@@ -514,6 +514,8 @@ class SlowFile(Resource):
         request.write(self.data[:half])
 
         def rest(_):
+            if request._disconnected:  # the proxy gave up on us first
+                return
             tail = self.data[half:]
             request.write(tail[:-1] + (b"!" if self.corrupt else tail[-1:]))
             request.finish()
