@@ -62,6 +62,7 @@ class Options(usage.Options):
         ["hash-algo", None, "sha256", "Hash in the simple index's links (a hashlib name, or 'off')."],
         ["health-endpoint", None, "/health", "Path that answers 200 while serving."],
         ["max-upload-size", None, "1G", "Largest upload accepted (e.g. 500M, 2G)."],
+        ["header-timeout", None, "20", "Seconds a client has to send its request headers before it is disconnected."],
     ]
     optFlags = [
         ["overwrite", "o", "Allow uploads to replace existing files."],
@@ -104,6 +105,7 @@ class Options(usage.Options):
             if self["cache-control"] < 0:
                 raise usage.UsageError("--cache-control takes a number of seconds")
         self["max-upload-size"] = parse_size(self["max-upload-size"])
+        self._check_header_timeout()
         if not self["health-endpoint"].startswith("/"):
             raise usage.UsageError("--health-endpoint must start with '/'")
         if self["welcome"] is not None:
@@ -116,6 +118,14 @@ class Options(usage.Options):
             self["fallback-url"] += "/"
         for directory in self["directories"]:
             self._ensure_directory(directory)
+
+    def _check_header_timeout(self) -> None:
+        try:
+            self["header-timeout"] = float(self["header-timeout"])
+        except ValueError:
+            self["header-timeout"] = 0.0
+        if not self["header-timeout"] > 0:
+            raise usage.UsageError("--header-timeout takes a positive number of seconds")
 
     def _check_port(self) -> None:
         port = self["port"]
@@ -194,6 +204,7 @@ class Options(usage.Options):
             hash_algo=self["hash-algo"],
             health_endpoint=self["health-endpoint"],
             max_upload_size=self["max-upload-size"],
+            header_timeout=self["header-timeout"],
         )
 
 
