@@ -7,8 +7,11 @@ Every function here blocks on the file system: call them in a thread.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
+from typing import BinaryIO
 from dataclasses import dataclass
 
 from twistedpypi.distfile import DistributionName, normalize_name, parse_filename
@@ -89,10 +92,10 @@ def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
                 dist = parse_filename(entry.name)
                 if dist is None or not entry.is_file():
                     continue
-                stat = entry.stat()
+                status = entry.stat()
             except OSError:
                 continue
-            found[entry.path] = FileState(entry.path, dist, stat.st_size, stat.st_mtime_ns)
+            found[entry.path] = FileState(entry.path, dist, status.st_size, status.st_mtime_ns)
     return ScanResult(found, signed, walked)
 
 
@@ -107,24 +110,47 @@ def stat_file(path: str, roots: list[str]) -> FileState | None:
     try:
         if os.path.islink(path) and not _inside(path, roots):
             return None
-        stat = os.stat(path)
+        status = os.stat(path)
     except OSError:
         return None
     if not os.path.isfile(path):
         return None
-    return FileState(path, dist, stat.st_size, stat.st_mtime_ns)
+    return FileState(path, dist, status.st_size, status.st_mtime_ns)
+
+
+def open_regular_file(path: str) -> BinaryIO:
+    """
+    Open a file for reading only if it is a regular file: a FIFO or device
+    put in a file's place would otherwise block the reading thread for ever
+    or never end.
+
+    @raise OSError: it is not a regular file, or cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _hash_stream(stream: BinaryIO, algorithms: tuple[str, ...]) -> dict[str, str]:
+    hashers = {name: hashlib.new(name) for name in algorithms}
+    while chunk := stream.read(_CHUNK):
+        for hasher in hashers.values():
+            hasher.update(chunk)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
 def file_hashes(path: str, algorithms: tuple[str, ...]) -> dict[str, str]:
     """
     Hash a file in chunks with each of C{algorithms} in one pass.
     """
-    hashers = {name: hashlib.new(name) for name in algorithms}
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            for hasher in hashers.values():
-                hasher.update(chunk)
-    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+    with open_regular_file(path) as stream:
+        return _hash_stream(stream, algorithms)
 
 
 def describe(
@@ -137,14 +163,17 @@ def describe(
         was still being written); it will be described again when it
         settles.
     """
+    # One open file for hashes and metadata, so both describe the same bytes
+    # even if the name is pointed elsewhere meanwhile.
     try:
-        hashes = file_hashes(state.path, algorithms)
-        stat = os.stat(state.path)
+        with open_regular_file(state.path) as stream:
+            hashes = _hash_stream(stream, algorithms)
+            status = os.fstat(stream.fileno())
+            if (status.st_size, status.st_mtime_ns) != (state.size, state.mtime_ns):
+                return None
+            metadata = read_core_metadata(state.path, state.dist.kind, stream)
     except OSError:
         return None
-    if (stat.st_size, stat.st_mtime_ns) != (state.size, state.mtime_ns):
-        return None
-    metadata = read_core_metadata(state.path, state.dist.kind)
     display_name = requires_python = None
     if metadata is not None:
         fields = metadata.fields()
