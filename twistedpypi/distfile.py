@@ -33,6 +33,7 @@ _LEGACY_SDIST = re.compile(
     re.ASCII,
 )
 _NORMALIZED_PROJECT = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", re.ASCII)
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$", re.ASCII)
 _SAFE_FILENAME = re.compile(r"^[A-Za-z0-9._+!-]+$", re.ASCII)
 """Every character a valid distribution file name needs, and no others."""
 
@@ -59,6 +60,15 @@ def normalize_name(name: str) -> str:
     become one C{-}.
     """
     return _NORMALIZE.sub("-", name).lower()
+
+
+def is_project_name(name: str) -> bool:
+    """
+    Whether C{name} is a project name as PEP 508 allows it (ASCII letters
+    and digits, with C{._-} inside), so it may go into a URL or a header
+    as it is.
+    """
+    return _PROJECT_NAME.match(name) is not None
 
 
 def version_sort_key(version: str) -> tuple:
