@@ -26,6 +26,8 @@ class Config:
         L{None} for none.
     @ivar cache_control: C{max-age} for files and pages, or L{None}.
     @ivar header_timeout: seconds a client has to send its request headers.
+    @ivar follow_symlinks: whether links to files outside the package
+        directories are served.
     """
 
     directories: list[str]
@@ -39,6 +41,7 @@ class Config:
     health_endpoint: str = "/health"
     max_upload_size: int = 1024 * 1024 * 1024
     header_timeout: float = 20.0
+    follow_symlinks: bool = False
 
     @property
     def upload_directory(self) -> str:

@@ -36,7 +36,7 @@ class FileState:
 
 def _inside(path: str, roots: list[str]) -> bool:
     real = os.path.realpath(path)
-    return any(real == root or real.startswith(root + os.sep) for root in roots)
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 @dataclass(slots=True)

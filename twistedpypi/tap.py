@@ -67,6 +67,7 @@ class Options(usage.Options):
     optFlags = [
         ["overwrite", "o", "Allow uploads to replace existing files."],
         ["disable-fallback", None, "Answer 404 for projects not found here instead of redirecting."],
+        ["follow-symlinks", None, "Serve symbolic links to files outside the package directories."],
     ]
 
     def __init__(self) -> None:
@@ -205,6 +206,7 @@ class Options(usage.Options):
             health_endpoint=self["health-endpoint"],
             max_upload_size=self["max-upload-size"],
             header_timeout=self["header-timeout"],
+            follow_symlinks=bool(self["follow-symlinks"]),
         )
 
 
@@ -219,7 +221,9 @@ def makeService(options: Options) -> service.IService:
     config = options.config()
     top = service.MultiService()
     index = PackageIndex()
-    watcher = PackageWatcher(index, config.directories, config.hash_algorithms)
+    watcher = PackageWatcher(
+        index, config.directories, config.hash_algorithms, follow_symlinks=config.follow_symlinks
+    )
     watcher.setServiceParent(top)
     site = make_site(config, index, watcher)
     strports.service(options["endpoint"], site).setServiceParent(top)

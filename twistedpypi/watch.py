@@ -54,6 +54,10 @@ class PackageWatcher(Service):
     """
     Feeds a L{PackageIndex} from package directories.
 
+    Symbolic links to files are indexed when they lead inside the package
+    directories, or anywhere with C{follow_symlinks}; links to directories
+    are never walked.
+
     @ivar ready: fires once the first full scan is in the index.
     """
 
@@ -64,13 +68,16 @@ class PackageWatcher(Service):
         hash_algorithms: tuple[str, ...] = ("sha256",),
         reactor=None,
         use_inotify: bool = True,
+        follow_symlinks: bool = False,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self._reactor = reactor
         self.index = index
         self.directories = [os.path.abspath(d) for d in directories]
-        self._roots = [os.path.realpath(d) for d in self.directories]
+        # Links may lead anywhere under the roots: the package directories,
+        # or the whole file system when the administrator allows it.
+        self._roots = [os.sep] if follow_symlinks else [os.path.realpath(d) for d in self.directories]
         self._algorithms = hash_algorithms
         self._use_inotify = use_inotify and inotify is not None
         self._lock = DeferredLock()
