@@ -12,7 +12,7 @@ import hashlib
 import os
 import stat
 from typing import BinaryIO
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twistedpypi.distfile import DistributionName, normalize_name, parse_filename
 from twistedpypi.index import DistributionFile
@@ -47,11 +47,14 @@ class ScanResult:
     @ivar files: distribution files by path.
     @ivar signed: paths of files that have a detached signature beside them.
     @ivar directories: every directory walked, the top ones included.
+    @ivar unreadable: directories that could not be listed, with the
+        reason: what the index has below them is unknown, not gone.
     """
 
     files: dict[str, FileState]
     signed: set[str]
     directories: list[str]
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
@@ -68,14 +71,16 @@ def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
     found: dict[str, FileState] = {}
     signed: set[str] = set()
     walked: list[str] = []
+    unreadable: dict[str, str] = {}
     pending = list(directories)
     while pending:
         directory = pending.pop()
-        walked.append(directory)
         try:
             entries = list(os.scandir(directory))
-        except OSError:
+        except OSError as error:
+            unreadable[directory] = error.strerror or str(error)
             continue
+        walked.append(directory)
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -96,7 +101,7 @@ def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
             except OSError:
                 continue
             found[entry.path] = FileState(entry.path, dist, status.st_size, status.st_mtime_ns)
-    return ScanResult(found, signed, walked)
+    return ScanResult(found, signed, walked, unreadable)
 
 
 def stat_file(path: str, roots: list[str]) -> FileState | None:
