@@ -72,6 +72,7 @@ class IndexChannel(HTTPChannel):
 
     _awaiting_headers = True
     _header_deadline = None
+    _abort_call = None
     _body_limit: int | None = None
     _body_received = 0
 
@@ -131,6 +132,8 @@ class IndexChannel(HTTPChannel):
 
     def connectionLost(self, reason) -> None:
         self._cancel_header_deadline()
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
         super().connectionLost(reason)
 
     def _body_limit_for(self, method: bytes) -> int:
@@ -185,7 +188,10 @@ class IndexChannel(HTTPChannel):
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (code, phrase, len(body), body)
         )
         self.dataReceived = self.lineReceived = self.rawDataReceived = lambda *args: None
-        self.timeoutConnection()
+        self.loseConnection()
+        # A client that does not read its answer does not keep the
+        # connection either.
+        self._abort_call = self.callLater(self.abortTimeout, self.transport.abortConnection)
 
 
 class IndexRequest(Request):
