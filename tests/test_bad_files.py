@@ -133,6 +133,9 @@ def _odd_entries(directory, outside):
     secret = outside / "secret.txt"
     secret.write_text("secret")
     os.symlink(secret, directory / "escape-1.0.tar.gz")
+    # A name that is not UTF-8 arrives with surrogates in it.
+    with open(os.path.join(os.fsencode(directory), b"caf\xe9-1.0.tar.gz"), "wb") as stream:
+        stream.write(b"not utf-8")
 
 
 @pytest_twisted.ensureDeferred
@@ -154,6 +157,7 @@ async def test_the_watcher_indexes_hostile_files_without_metadata_and_serves_the
             assert dist.metadata is None and dist.metadata_sha256 is None, filename
         for odd in ("fifo-1.0-py3-none-any.whl", "folder-1.0-py3-none-any.whl", "dangling-1.0.tar.gz", "escape-1.0.tar.gz"):
             assert index.file(odd) is None, odd
+        assert index.project("caf") is None
         assert index.file("good-1.0-py3-none-any.whl").metadata_sha256 is not None
         assert index.file("good-1.0.tar.gz").metadata_sha256 is not None
         # Nothing was extracted anywhere.

@@ -116,6 +116,16 @@ def test_a_kept_alive_connection_serves_requests_past_the_header_deadline(served
     connection.close()
 
 
+def test_pipelined_requests_are_all_answered(served, start_server):
+    server = start_server("-P", ".", "-a", ".", "--disable-fallback", str(served))
+    sock = connect(server)
+    request = b"GET /simple/demo/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.sendall(request * 3 + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    response = read_response(sock)
+    sock.close()
+    assert response.count(b"HTTP/1.1 200 ") == 4
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT"])
 def test_an_upload_larger_than_the_limit_is_refused_before_its_body_is_sent(served, start_server, method):
     server = start_server("-P", ".", "-a", ".", "--disable-fallback", "--max-upload-size", "1M", str(served))
