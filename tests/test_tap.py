@@ -75,3 +75,11 @@ def test_sizes():
     assert parse_size("100M") == 100 * 1024**2
     assert parse_size("2G") == 2 * 1024**3
     assert parse_size("1.5KiB") == 1536
+
+
+def test_header_timeout_is_a_positive_number_of_seconds(tmp_path):
+    assert parse("--header-timeout", "2.5", str(tmp_path)).config().header_timeout == 2.5
+    assert parse(str(tmp_path)).config().header_timeout == 20.0
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(usage.UsageError, match="--header-timeout"):
+            parse("--header-timeout", bad, str(tmp_path))

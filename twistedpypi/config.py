@@ -35,6 +35,9 @@ class Config:
     @ivar upstream_ttl: seconds a proxied page is served before it is
         fetched again.
     @ivar upstream_timeout: seconds to wait for the upstream index.
+    @ivar header_timeout: seconds a client has to send its request headers.
+    @ivar follow_symlinks: whether links to files outside the package
+        directories are served.
     """
 
     directories: list[str]
@@ -52,6 +55,8 @@ class Config:
     cache_dir: str | None = None
     upstream_ttl: float = 300.0
     upstream_timeout: float = 10.0
+    header_timeout: float = 20.0
+    follow_symlinks: bool = False
 
     @property
     def upload_directory(self) -> str:

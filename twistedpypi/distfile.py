@@ -16,8 +16,21 @@ SDIST_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 """Archive suffixes an sdist may carry, longest first where they overlap."""
 
 _NORMALIZE = re.compile(r"[-_.]+")
-_EGG = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-py\d+(\.\d+)?)?(-.+)?\.egg$")
-_LEGACY_SDIST = re.compile(r"^(?P<name>.+?)-(?P<version>\d[^-]*)$")
+# Names as PEP 508 allows them, and versions without anything a page, a URL
+# or a header would need to escape.
+_EGG = re.compile(
+    r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?)-(?P<version>[A-Za-z0-9._+!]+)"
+    r"(-py\d+(\.\d+)?)?(-[A-Za-z0-9._-]+)?\.egg$",
+    re.ASCII,
+)
+_LEGACY_SDIST = re.compile(
+    r"^(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*?[A-Za-z0-9])?)-(?P<version>\d[A-Za-z0-9._+!-]*)$",
+    re.ASCII,
+)
+_NORMALIZED_PROJECT = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", re.ASCII)
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$", re.ASCII)
+_SAFE_FILENAME = re.compile(r"^[A-Za-z0-9._+!-]+$", re.ASCII)
+"""Every character a valid distribution file name needs, and no others."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +58,15 @@ def normalize_name(name: str) -> str:
     return _NORMALIZE.sub("-", name).lower()
 
 
+def is_project_name(name: str) -> bool:
+    """
+    Whether C{name} is a project name as PEP 508 allows it (ASCII letters
+    and digits, with C{._-} inside), so it may go into a URL or a header
+    as it is.
+    """
+    return _PROJECT_NAME.match(name) is not None
+
+
 @lru_cache(maxsize=65536)
 def version_sort_key(version: str) -> tuple:
     """
@@ -69,8 +91,7 @@ def is_hidden_or_temporary(filename: str) -> bool:
     )
 
 
-_WHEEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?$")
-_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_WHEEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?$", re.ASCII)
 
 
 @lru_cache(maxsize=131072)
@@ -126,9 +147,20 @@ def parse_filename(filename: str) -> DistributionName | None:
     Read project, version and kind out of a distribution file's name.
 
     @return: L{None} for anything that is not a wheel, an sdist or an egg
-        (signatures, metadata, notes, temporaries).
+        (signatures, metadata, notes, temporaries), and for names with
+        characters no valid distribution needs or whose project is not a
+        PEP 508 name: file names become URLs, page text and log lines.
     """
-    if is_hidden_or_temporary(filename) or "/" in filename or "\\" in filename or "\0" in filename:
+    if not _SAFE_FILENAME.match(filename):
+        return None
+    dist = _parse_filename(filename)
+    if dist is None or not _NORMALIZED_PROJECT.match(dist.project):
+        return None
+    return dist
+
+
+def _parse_filename(filename: str) -> DistributionName | None:
+    if is_hidden_or_temporary(filename):
         return None
     if filename.endswith(".whl"):
         return _parse_wheel(filename[:-4])

@@ -7,13 +7,13 @@ Blocking: call these from a thread, never from the reactor.
 
 from __future__ import annotations
 
-import io
 import lzma
 import os
 import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from packaging.version import InvalidVersion, Version
 
@@ -23,7 +23,30 @@ MAX_METADATA_SIZE = 4 * 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 10_000
 """How many tar members we look through for PKG-INFO before giving up."""
 
-_TAR_MODES = {".gz": "r:gz", ".tgz": "r:gz", ".bz2": "r:bz2", ".xz": "r:xz"}
+MAX_ZIP_MEMBERS = 100_000
+"""
+Zips listing more members are not opened: Python's zipfile holds the whole
+central directory in memory, some hundreds of bytes a member.
+"""
+
+MAX_ZIP_DIRECTORY_SIZE = 32 * 1024 * 1024
+"""Zips whose central directory is larger are not opened either."""
+
+MAX_TAR_EXTENDED_HEADER = 1024 * 1024
+"""
+The largest long-name or pax header we let C{tarfile} read: it reads them
+whole into memory, so a tiny compressed file could otherwise declare
+gigabytes.
+"""
+
+MIN_UNPACKED_SCAN = 64 * 1024 * 1024
+MAX_UNPACK_RATIO = 50
+"""
+An sdist is decompressed looking for PKG-INFO up to C{MAX_UNPACK_RATIO}
+times its own size (at least L{MIN_UNPACKED_SCAN} bytes), so a
+decompression bomb costs a bounded time.  Honest sdists compress a few
+times, not fifty.
+"""
 
 _MULTI_VALUED = frozenset(
     {
@@ -114,8 +137,25 @@ def _read_bounded(stream, limit: int = MAX_METADATA_SIZE) -> bytes | None:
     return None if len(data) > limit else data
 
 
-def _from_zip(source, wanted) -> bytes | None:
-    with zipfile.ZipFile(source) as archive:
+def _zip_directory_is_reasonable(stream: BinaryIO) -> bool:
+    """
+    Whether a zip's end record announces a central directory small enough
+    to load; read before C{zipfile} loads it whole.
+    """
+    end = zipfile._EndRecData(stream)  # the parser zipfile itself uses
+    if end is None:
+        return False
+    return (
+        end[zipfile._ECD_ENTRIES_TOTAL] <= MAX_ZIP_MEMBERS
+        and end[zipfile._ECD_SIZE] <= MAX_ZIP_DIRECTORY_SIZE
+    )
+
+
+def _from_zip(stream: BinaryIO, wanted) -> bytes | None:
+    if not _zip_directory_is_reasonable(stream):
+        return None
+    stream.seek(0)
+    with zipfile.ZipFile(stream) as archive:
         for info in archive.infolist():
             if wanted(info.filename):
                 if info.file_size > MAX_METADATA_SIZE:
@@ -135,9 +175,31 @@ def _is_sdist_pkg_info(member: str) -> bool:
     return len(parts) == 2 and parts[1] == "PKG-INFO" and parts[0] not in ("", "..", ".")
 
 
-def _from_tar(path: str, source) -> bytes | None:
-    mode = _TAR_MODES.get(os.path.splitext(path)[1], "r:*")
-    with tarfile.open(path if source is path else None, mode, fileobj=None if source is path else source) as archive:
+class _BoundedTarInfo(tarfile.TarInfo):
+    """
+    A tar member header that refuses extended headers (GNU long names, pax
+    records) too large to read into memory, which C{tarfile} would.
+    """
+
+    _EXTENDED = frozenset(
+        {
+            tarfile.GNUTYPE_LONGNAME,
+            tarfile.GNUTYPE_LONGLINK,
+            tarfile.XHDTYPE,
+            tarfile.XGLTYPE,
+            tarfile.SOLARIS_XHDTYPE,
+        }
+    )
+
+    def _proc_member(self, tarfile_):
+        if self.type in self._EXTENDED and self.size > MAX_TAR_EXTENDED_HEADER:
+            raise tarfile.HeaderError("extended header too large")
+        return super()._proc_member(tarfile_)
+
+
+def _from_tar(stream: BinaryIO, size: int) -> bytes | None:
+    unpacked_limit = max(MIN_UNPACKED_SCAN, MAX_UNPACK_RATIO * size)
+    with tarfile.open(fileobj=stream, mode="r:*", tarinfo=_BoundedTarInfo) as archive:
         for count, info in enumerate(archive):
             if count >= MAX_ARCHIVE_MEMBERS:
                 return None
@@ -146,33 +208,34 @@ def _from_tar(path: str, source) -> bytes | None:
                     return None
                 member = archive.extractfile(info)
                 return None if member is None else _read_bounded(member)
+            # Going on to the next member decompresses this one's data.
+            if info.offset_data + info.size > unpacked_limit:
+                return None
     return None
 
 
-def read_core_metadata(path: str, kind: str, content: bytes | None = None) -> CoreMetadata | None:
+def read_core_metadata(
+    path: str, kind: str, stream: BinaryIO | None = None
+) -> CoreMetadata | None:
     """
     Read a distribution's core metadata.
 
     @param path: the distribution file.
     @param kind: its C{DistributionName.kind}.
-    @param content: the file's bytes, when the caller has read them already
-        (small files are read once, for hashing and for this).
+    @param stream: the file, already open for reading (binary, seekable), so
+        the metadata comes from the very file that was hashed; else C{path}
+        is opened.
     @return: L{None} when the file has no readable metadata: eggs, broken or
         hostile archives, oversized metadata.  Never raises for bad files.
     """
-    source = path if content is None else io.BytesIO(content)
+    if kind not in ("bdist_wheel", "sdist"):
+        return None
     try:
-        if kind == "bdist_wheel":
-            raw = _from_zip(source, _is_wheel_metadata)
-            return None if raw is None else CoreMetadata(raw, servable=True)
-        if kind == "sdist":
-            if path.endswith(".zip"):
-                raw = _from_zip(source, _is_sdist_pkg_info)
-            else:
-                raw = _from_tar(path, source)
-            if raw is None:
-                return None
-            return CoreMetadata(raw, servable=_metadata_version_at_least_2_2(raw))
+        if stream is None:
+            with open(path, "rb") as opened:
+                return _read(path, kind, opened)
+        stream.seek(0)
+        return _read(path, kind, stream)
     except (
         OSError,
         EOFError,
@@ -187,4 +250,18 @@ def read_core_metadata(path: str, kind: str, content: bytes | None = None) -> Co
         # Corrupt, truncated, encrypted or otherwise unreadable archives are
         # indexed as files without metadata.
         return None
-    return None
+
+
+def _read(path: str, kind: str, stream: BinaryIO) -> CoreMetadata | None:
+    if kind == "bdist_wheel":
+        raw = _from_zip(stream, _is_wheel_metadata)
+        return None if raw is None else CoreMetadata(raw, servable=True)
+    if path.endswith(".zip"):
+        raw = _from_zip(stream, _is_sdist_pkg_info)
+    else:
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(0)
+        raw = _from_tar(stream, size)
+    if raw is None:
+        return None
+    return CoreMetadata(raw, servable=_metadata_version_at_least_2_2(raw))

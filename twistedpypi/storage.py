@@ -7,10 +7,13 @@ Every function here blocks on the file system: call them in a thread.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from twistedpypi.distfile import DistributionName, normalize_name, parse_filename
 from twistedpypi.index import DistributionFile
@@ -19,8 +22,6 @@ from twistedpypi.metadata import read_core_metadata
 SIGNATURE_SUFFIX = ".asc"
 _CHUNK = 1024 * 1024
 
-READ_WHOLE_LIMIT = 8 * 1024 * 1024
-"""Files up to this size are read once, for hashing and metadata alike."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class FileState:
 
 def _inside(path: str, roots: list[str]) -> bool:
     real = os.path.realpath(path)
-    return any(real == root or real.startswith(root + os.sep) for root in roots)
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 @dataclass(slots=True)
@@ -48,11 +49,14 @@ class ScanResult:
     @ivar files: distribution files by path.
     @ivar signed: paths of files that have a detached signature beside them.
     @ivar directories: every directory walked, the top ones included.
+    @ivar unreadable: directories that could not be listed, with the
+        reason: what the index has below them is unknown, not gone.
     """
 
     files: dict[str, FileState]
     signed: set[str]
     directories: list[str]
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
@@ -69,14 +73,16 @@ def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
     found: dict[str, FileState] = {}
     signed: set[str] = set()
     walked: list[str] = []
+    unreadable: dict[str, str] = {}
     pending = list(directories)
     while pending:
         directory = pending.pop()
-        walked.append(directory)
         try:
             entries = list(os.scandir(directory))
-        except OSError:
+        except OSError as error:
+            unreadable[directory] = error.strerror or str(error)
             continue
+        walked.append(directory)
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -93,11 +99,11 @@ def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
                 dist = parse_filename(entry.name)
                 if dist is None or not entry.is_file():
                     continue
-                stat = entry.stat()
+                status = entry.stat()
             except OSError:
                 continue
-            found[entry.path] = FileState(entry.path, dist, stat.st_size, stat.st_mtime_ns)
-    return ScanResult(found, signed, walked)
+            found[entry.path] = FileState(entry.path, dist, status.st_size, status.st_mtime_ns)
+    return ScanResult(found, signed, walked, unreadable)
 
 
 def stat_file(path: str, roots: list[str]) -> FileState | None:
@@ -111,12 +117,39 @@ def stat_file(path: str, roots: list[str]) -> FileState | None:
     try:
         if os.path.islink(path) and not _inside(path, roots):
             return None
-        stat = os.stat(path)
+        status = os.stat(path)
     except OSError:
         return None
     if not os.path.isfile(path):
         return None
-    return FileState(path, dist, stat.st_size, stat.st_mtime_ns)
+    return FileState(path, dist, status.st_size, status.st_mtime_ns)
+
+
+def open_regular_file(path: str) -> BinaryIO:
+    """
+    Open a file for reading only if it is a regular file: a FIFO or device
+    put in a file's place would otherwise block the reading thread for ever
+    or never end.
+
+    @raise OSError: it is not a regular file, or cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _hash_stream(stream: BinaryIO, algorithms: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    hashers = [(name, hashlib.new(name)) for name in algorithms]
+    while chunk := stream.read(_CHUNK):
+        for _, hasher in hashers:
+            hasher.update(chunk)
+    return tuple((name, hasher.digest()) for name, hasher in hashers)
 
 
 def file_digests(path: str, algorithms: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
@@ -124,12 +157,8 @@ def file_digests(path: str, algorithms: tuple[str, ...]) -> tuple[tuple[str, byt
     Hash a file in chunks with each of C{algorithms} in one pass; the raw
     digests in the order of C{algorithms}.
     """
-    hashers = [(name, hashlib.new(name)) for name in algorithms]
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            for _, hasher in hashers:
-                hasher.update(chunk)
-    return tuple((name, hasher.digest()) for name, hasher in hashers)
+    with open_regular_file(path) as stream:
+        return _hash_stream(stream, algorithms)
 
 
 def describe(
@@ -142,22 +171,17 @@ def describe(
         was still being written); it will be described again when it
         settles.
     """
-    content = None
+    # One open file for hashes and metadata, so both describe the same bytes
+    # even if the name is pointed elsewhere meanwhile.
     try:
-        if state.size <= READ_WHOLE_LIMIT:
-            with open(state.path, "rb") as stream:
-                content = stream.read(READ_WHOLE_LIMIT + 1)
-            digests = tuple((name, hashlib.new(name, content).digest()) for name in algorithms)
-        else:
-            digests = file_digests(state.path, algorithms)
-        stat = os.stat(state.path)
+        with open_regular_file(state.path) as stream:
+            digests = _hash_stream(stream, algorithms)
+            status = os.fstat(stream.fileno())
+            if (status.st_size, status.st_mtime_ns) != (state.size, state.mtime_ns):
+                return None
+            metadata = read_core_metadata(state.path, state.dist.kind, stream)
     except OSError:
         return None
-    if (stat.st_size, stat.st_mtime_ns) != (state.size, state.mtime_ns) or (
-        content is not None and len(content) != state.size
-    ):
-        return None
-    metadata = read_core_metadata(state.path, state.dist.kind, content)
     display_name = requires_python = None
     if metadata is not None:
         fields = metadata.fields()

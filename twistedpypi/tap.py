@@ -69,10 +69,12 @@ class Options(usage.Options):
         ["cache-dir", None, None, "Where proxy mode caches upstream files (default: PACKAGE_DIR-upstream-cache beside the first package directory)."],
         ["upstream-ttl", None, "300", "Seconds a proxied project page is served before it is fetched again."],
         ["upstream-timeout", None, "10", "Seconds to wait for the upstream index before answering 504."],
+        ["header-timeout", None, "20", "Seconds a client has to send its request headers before it is disconnected."],
     ]
     optFlags = [
         ["overwrite", "o", "Allow uploads to replace existing files."],
         ["disable-fallback", None, "Answer 404 for projects not found here instead of redirecting."],
+        ["follow-symlinks", None, "Serve symbolic links to files outside the package directories."],
     ]
 
     def __init__(self) -> None:
@@ -120,6 +122,7 @@ class Options(usage.Options):
             raise usage.UsageError("--workers takes a number of processes from 1 to 256")
         if self["inherit-fd"] is not None:
             self["inherit-fd"] = int(self["inherit-fd"])
+        self._check_header_timeout()
         if not self["health-endpoint"].startswith("/"):
             raise usage.UsageError("--health-endpoint must start with '/'")
         if self["welcome"] is not None:
@@ -143,6 +146,14 @@ class Options(usage.Options):
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         key = hashlib.sha256("\0".join(directories).encode("utf-8", "surrogateescape")).hexdigest()[:16]
         return os.path.join(base, "twistedpypi", f"describe-{key}.json")
+
+    def _check_header_timeout(self) -> None:
+        try:
+            self["header-timeout"] = float(self["header-timeout"])
+        except ValueError:
+            self["header-timeout"] = 0.0
+        if not self["header-timeout"] > 0:
+            raise usage.UsageError("--header-timeout takes a positive number of seconds")
 
     def _check_port(self) -> None:
         port = self["port"]
@@ -252,6 +263,8 @@ class Options(usage.Options):
             cache_dir=self["cache-dir"],
             upstream_ttl=self["upstream-ttl"],
             upstream_timeout=self["upstream-timeout"],
+            header_timeout=self["header-timeout"],
+            follow_symlinks=bool(self["follow-symlinks"]),
         )
 
 
@@ -268,7 +281,11 @@ def makeService(options: Options) -> service.IService:
     top = service.MultiService()
     index = PackageIndex()
     watcher = PackageWatcher(
-        index, config.directories, config.hash_algorithms, cache_path=config.describe_cache
+        index,
+        config.directories,
+        config.hash_algorithms,
+        cache_path=config.describe_cache,
+        follow_symlinks=config.follow_symlinks,
     )
     watcher.setServiceParent(top)
     upstream = None

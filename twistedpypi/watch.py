@@ -48,8 +48,30 @@ CACHE_SAVE_DELAY = 10.0
 EVENT_DELAY = 0.02
 """Seconds to gather a burst of events into one batch."""
 
+RETRY_INTERVAL = 1.0
+"""Seconds between scans while a package directory cannot be read."""
+
+class _Notifier(inotify.INotify if inotify is not None else object):  # type: ignore[misc]
+    """
+    Twisted's inotify reader, telling its owner when it stops: it closes
+    itself when any watched directory is deleted, after which no event
+    would ever arrive again.
+    """
+
+    def __init__(self, reactor, on_lost) -> None:
+        super().__init__(reactor)
+        self._on_lost = on_lost
+
+    def connectionLost(self, reason) -> None:
+        super().connectionLost(reason)
+        self._on_lost(self)
+
+
 _FILE_EVENTS = (
-    (inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO | inotify.IN_MOVED_FROM | inotify.IN_DELETE | inotify.IN_CREATE)
+    (
+        inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO | inotify.IN_MOVED_FROM | inotify.IN_DELETE
+        | inotify.IN_CREATE | inotify.IN_MOVE_SELF
+    )
     if inotify is not None
     else 0
 )
@@ -58,6 +80,10 @@ _FILE_EVENTS = (
 class PackageWatcher(Service):
     """
     Feeds a L{PackageIndex} from package directories.
+
+    Symbolic links to files are indexed when they lead inside the package
+    directories, or anywhere with C{follow_symlinks}; links to directories
+    are never walked.
 
     @ivar ready: fires once the first full scan is in the index.
     """
@@ -70,13 +96,16 @@ class PackageWatcher(Service):
         reactor=None,
         use_inotify: bool = True,
         cache_path: str | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self._reactor = reactor
         self.index = index
         self.directories = [os.path.abspath(d) for d in directories]
-        self._roots = [os.path.realpath(d) for d in self.directories]
+        # Links may lead anywhere under the roots: the package directories,
+        # or the whole file system when the administrator allows it.
+        self._roots = [os.sep] if follow_symlinks else [os.path.realpath(d) for d in self.directories]
         self._algorithms = hash_algorithms
         self._use_inotify = use_inotify and inotify is not None
         self._lock = DeferredLock()
@@ -87,6 +116,8 @@ class PackageWatcher(Service):
         self._flush_call = None
         self._loop: LoopingCall | None = None
         self._previous_scan: dict[str, FileState] = {}
+        self._unreadable: dict[str, str] = {}
+        self._retry_call = None
         self.ready: Deferred[None] = Deferred()
         self.is_ready = False
         self._cache_path = cache_path
@@ -106,9 +137,11 @@ class PackageWatcher(Service):
             self._loop.stop()
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.cancel()
-        if self._notifier is not None:
-            self._notifier.loseConnection()
-            self._notifier = None
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        notifier, self._notifier = self._notifier, None
+        if notifier is not None:
+            notifier.loseConnection()
         if self._save_call is not None and self._save_call.active():
             self._save_call.cancel()
         if self._cache_path is None or not self.is_ready:
@@ -142,13 +175,13 @@ class PackageWatcher(Service):
     async def _start(self) -> None:
         started = time.monotonic()
         if self._use_inotify:
-            self._notifier = inotify.INotify(self._reactor)
-            self._notifier.startReading()
+            self._start_notifier()
         if self._cache_path is not None:
             self._cached = await deferToThread(describecache.load, self._cache_path)
         found = await deferToThread(scan, self.directories, self._roots)
         self._watch_directories(found.directories)
         await self._apply(found, scope=None, settle=False)
+        self._note_unreadable(found)
         log.info(
             "indexed {files} files of {projects} projects from {directories} in {seconds:.2f}s"
             " ({reused} from the description cache, {mode})",
@@ -181,6 +214,15 @@ class PackageWatcher(Service):
 
         async def rescan() -> None:
             found = await deferToThread(scan, self.directories, self._roots)
+            recovered = self._note_unreadable(found)
+            if recovered:
+                if self._notifier is not None:
+                    # A directory that was gone may be a new one by the
+                    # same name: start watching afresh.
+                    self._restart_notifier()
+                # Files written into it meanwhile are indexed once they
+                # have settled.
+                self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
             self._watch_directories(found.directories)
             await self._apply(found, scope=None, settle=True)
             # A file seen unchanged by two scans in a row is complete.
@@ -196,7 +238,58 @@ class PackageWatcher(Service):
         """
         return Deferred.fromCoroutine(self._refresh_paths(set(paths)))
 
+    # unreadable directories
+
+    def _note_unreadable(self, found: ScanResult) -> bool:
+        """
+        Log directories that became unreadable or readable again, and keep
+        scanning every L{RETRY_INTERVAL} while any is unreadable.
+
+        @return: whether some directory became readable again.
+        """
+        before, self._unreadable = self._unreadable, dict(found.unreadable)
+        for directory, reason in self._unreadable.items():
+            if directory not in before:
+                log.error(
+                    "cannot read the package directory {directory}: {reason}; the files"
+                    " indexed below it stay in the index until it can be read again",
+                    directory=directory,
+                    reason=reason,
+                )
+        recovered = [d for d in before if d not in self._unreadable]
+        for directory in recovered:
+            log.info("the package directory {directory} can be read again", directory=directory)
+        if self._unreadable and self.running and (self._retry_call is None or not self._retry_call.active()):
+            self._retry_call = self._reactor.callLater(RETRY_INTERVAL, self._retry)
+        return bool(recovered)
+
+    def _retry(self) -> None:
+        self.rescan().addErrback(
+            lambda failure: log.failure("rescanning the package directories failed", failure)
+        )
+
     # inotify
+
+    def _start_notifier(self) -> None:
+        self._notifier = _Notifier(self._reactor, self._notifier_lost)
+        self._notifier.startReading()
+        self._watched.clear()
+
+    def _restart_notifier(self) -> None:
+        notifier, self._notifier = self._notifier, None
+        if notifier is not None:
+            notifier.loseConnection()
+        self._start_notifier()
+
+    def _notifier_lost(self, notifier) -> None:
+        if notifier is not self._notifier or not self.running:
+            return
+        log.warn("inotify stopped (a watched directory was deleted); watching the package directories again")
+        self._start_notifier()
+        # Events may have been missed: look at everything now, and again
+        # once files written meanwhile have settled.
+        self._retry()
+        self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
 
     def _watch_directories(self, directories: Iterable[str]) -> None:
         if self._notifier is None:
@@ -218,6 +311,13 @@ class PackageWatcher(Service):
 
     def _on_event(self, _watch, filepath: FilePath, mask: int) -> None:
         path = os.fsdecode(filepath.path)
+        if mask & inotify.IN_MOVE_SELF:
+            # A package directory itself moved away: find out now, not at
+            # the next safety-net rescan.  (Sub-directories' moves come as
+            # their parent's events.)
+            if path in self.directories:
+                self._retry()
+            return
         if mask & inotify.IN_ISDIR:
             if mask & (inotify.IN_MOVED_FROM | inotify.IN_DELETE):
                 self._forget_directory(path)
@@ -241,7 +341,7 @@ class PackageWatcher(Service):
             self._watched.discard(watched)
             try:
                 self._notifier.ignore(FilePath(watched))
-            except KeyError:
+            except Exception:  # not watched, or the watch died with it
                 pass
         self._gone_directories.add(path)
 
@@ -311,6 +411,11 @@ class PackageWatcher(Service):
                     p for p in index.files_by_path
                     if p.startswith(prefixes) and p not in found.files
                 ]
+            if found.unreadable:
+                # Unknown is not gone: a directory that cannot be read for a
+                # moment must not empty the index (and send pip elsewhere).
+                unknown = tuple(d.rstrip(os.sep) + os.sep for d in found.unreadable)
+                gone = [p for p in gone if not p.startswith(unknown)]
             described = self._from_cache(fresh, found.signed)
             fresh = [state for state in fresh if state.path not in self._cached]
             if fresh:

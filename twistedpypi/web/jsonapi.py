@@ -8,7 +8,7 @@ from __future__ import annotations
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from twistedpypi.distfile import normalize_name, version_sort_key
+from twistedpypi.distfile import is_project_name, normalize_name, version_sort_key
 from twistedpypi.index import PackageIndex, Page
 from twistedpypi.render import JSON, json_api
 from twistedpypi.web.respond import base_url, error_page, relative_redirect, send_page
@@ -35,6 +35,8 @@ class JsonApi(Resource):
         if len(parts) not in (2, 3) or parts[-1] != "json":
             return error_page(request, 404, "use /pypi/<project>/json or /pypi/<project>/<version>/json")
         name = parts[0]
+        if not is_project_name(name):
+            return error_page(request, 404, "not a project name")
         normalized = normalize_name(name)
         project = self.index.project(normalized)
         if project is None:

@@ -69,6 +69,8 @@ def error_page(request: Request, code: int, reason: str) -> bytes:
     """
     request.setResponseCode(code, reason.encode("utf-8", "replace")[:200])
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    # The reason may quote the request: never let a browser run it as HTML.
+    request.setHeader(b"x-content-type-options", b"nosniff")
     return (reason + "\n").encode("utf-8")
 
 

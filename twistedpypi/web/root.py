@@ -9,7 +9,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from twistedpypi.config import Config
-from twistedpypi.distfile import normalize_name
+from twistedpypi.distfile import is_project_name, normalize_name
 from twistedpypi.index import PackageIndex
 from twistedpypi.web.files import Packages
 from twistedpypi.web.jsonapi import JsonApi
@@ -85,9 +85,10 @@ class Root(Resource):
         if name == b"":
             return self.welcome
         try:
-            return ProjectShortcut(name.decode("utf-8"))
+            project = name.decode("utf-8")
         except UnicodeDecodeError:
             return _NoSuchPage()
+        return ProjectShortcut(project) if is_project_name(project) else _NoSuchPage()
 
     def render_GET(self, request: Request) -> bytes:
         # "http://host:8080" without the slash.

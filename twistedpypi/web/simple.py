@@ -10,10 +10,9 @@ from typing import Protocol
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from twistedpypi.distfile import normalize_name
+from twistedpypi.distfile import is_project_name, normalize_name
 from twistedpypi.index import PackageIndex, Page, Project
 from twistedpypi.render import (
-    HTML,
     SIMPLE_JSON,
     simple_project_html,
     simple_project_json,
@@ -111,6 +110,8 @@ class SimpleIndex(Resource):
         try:
             name = postpath[0].decode("utf-8")
         except UnicodeDecodeError:
+            return error_page(request, 404, "not a project name")
+        if not is_project_name(name):
             return error_page(request, 404, "not a project name")
         if len(postpath) > 2 or (len(postpath) == 2 and postpath[1] != b""):
             return error_page(request, 404, "no such page")

@@ -1,16 +1,197 @@
 """
-The Twisted Web site: the request class and the site that builds the
+The Twisted Web site: the request class, the connection class that bounds
+what a client may make the server hold, and the site that builds the
 resource tree.
 """
 
 from __future__ import annotations
 
+from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
 from twistedpypi.config import Config
 from twistedpypi.index import PackageIndex
+from twistedpypi.metadata import MAX_METADATA_SIZE
 from twistedpypi.watch import PackageWatcher
 from twistedpypi.web.root import Root
+
+log = Logger()
+
+IDLE_TIMEOUT = 60
+"""Seconds a connection may send nothing, between or within requests."""
+
+HEADER_TIMEOUT = 20.0
+"""
+Default seconds a client has to send a whole request line and headers, from
+the moment the connection opens (or the first byte of a later request on a
+kept-alive connection).  The idle timeout alone lets a client that sends a
+byte every few seconds hold a connection for ever.
+"""
+
+MAX_LINE_LENGTH = 16 * 1024
+"""The longest request line or header line."""
+
+MAX_HEADERS_SIZE = 16 * 1024
+"""The most bytes of request line and headers together."""
+
+MAX_HEADERS = 100
+"""The most header lines in one request."""
+
+MAX_BODY_WITHOUT_UPLOAD = 64 * 1024
+"""
+The largest body of a request whose method cannot upload (anything but POST
+and PUT): nothing this server answers reads one.
+"""
+
+UPLOAD_FORM_ALLOWANCE = MAX_METADATA_SIZE
+"""
+Bytes an upload's body may carry beyond C{--max-upload-size}: the form
+fields beside the file (the description, chiefly) are metadata, which is
+never read beyond L{MAX_METADATA_SIZE} anyway.
+"""
+
+_UPLOAD_METHODS = frozenset({b"POST", b"PUT"})
+DEFAULT_MAX_UPLOAD_SIZE = 1024 * 1024 * 1024
+
+
+class IndexChannel(HTTPChannel):
+    """
+    An HTTP/1.1 connection that cannot be held open by a slow client or made
+    to buffer a body larger than the site accepts.
+
+    Headers have a deadline (the site's C{header_timeout}) that, unlike the
+    idle timeout, does not move with every byte; a body is refused with 413
+    as soon as its declared or received size passes the site's limit,
+    before any of it is stored.
+    """
+
+    MAX_LENGTH = MAX_LINE_LENGTH
+    totalHeadersSize = MAX_HEADERS_SIZE
+    maxHeaders = MAX_HEADERS
+
+    _awaiting_headers = True
+    _header_deadline = None
+    _abort_call = None
+    _body_limit: int | None = None
+    _body_received = 0
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._start_header_deadline()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._awaiting_headers:
+            self._start_header_deadline()
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        # Pipelined requests buffered during the previous one come back
+        # through here, not through dataReceived.
+        if self._awaiting_headers:
+            self._start_header_deadline()
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # Twisted would close without a word; say which limit was hit.
+        if hasattr(self, "_command"):
+            self._respond_and_disconnect(431, b"Request Header Fields Too Large", "a header line is too long\n")
+        else:
+            self._respond_and_disconnect(414, b"URI Too Long", "the request line is too long\n")
+
+    def allHeadersReceived(self) -> None:
+        self._awaiting_headers = False
+        self._cancel_header_deadline()
+        limit = self._body_limit_for(self._command)
+        if self.length is not None and self.length > limit:
+            self._refuse_body(limit)
+            return
+        # A declared length is enforced by Twisted's decoder; a chunked body
+        # is counted as it arrives.
+        self._body_limit = limit if self.length is None else None
+        self._body_received = 0
+        super().allHeadersReceived()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._handlingRequest and self._body_limit is not None:
+            self._body_received += len(data)
+            if self._body_received > self._body_limit + MAX_LINE_LENGTH:
+                self._refuse_body(self._body_limit)
+                return
+        super().rawDataReceived(data)
+
+    def allContentReceived(self) -> None:
+        self._body_limit = None
+        super().allContentReceived()
+
+    def requestDone(self, request: Request) -> None:
+        super().requestDone(request)
+        # The next request's deadline starts with its first byte; until then
+        # the idle timeout governs a kept-alive connection.
+        self._awaiting_headers = True
+
+    def connectionLost(self, reason) -> None:
+        self._cancel_header_deadline()
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        super().connectionLost(reason)
+
+    def _body_limit_for(self, method: bytes) -> int:
+        if method in _UPLOAD_METHODS:
+            return self.site.max_upload_size + UPLOAD_FORM_ALLOWANCE
+        return MAX_BODY_WITHOUT_UPLOAD
+
+    def _start_header_deadline(self) -> None:
+        if self._header_deadline is None and self.transport is not None and not self.transport.disconnecting:
+            self._header_deadline = self.callLater(self.site.header_timeout, self._headers_too_slow)
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            if self._header_deadline.active():
+                self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        log.info(
+            "closing a connection from {peer}: no complete request headers within {seconds}s",
+            peer=str(self.transport.getPeer()),
+            seconds=self.site.header_timeout,
+        )
+        self._respond_and_disconnect(408, b"Request Timeout", "the request headers took too long\n")
+
+    def _refuse_body(self, limit: int) -> None:
+        self._body_limit = None
+        log.info(
+            "refused a {method} body from {peer}: larger than {limit} bytes",
+            method=self._command.decode("ascii", "replace"),
+            peer=str(self.transport.getPeer()),
+            limit=limit,
+        )
+        if self._command in _UPLOAD_METHODS:
+            reason = (
+                f"the request body is larger than this server accepts"
+                f" ({self.site.max_upload_size} bytes of upload, see --max-upload-size)\n"
+            )
+        else:
+            reason = f"a {self._command.decode('ascii', 'replace')} request may carry at most {limit} bytes of body\n"
+        self._respond_and_disconnect(413, b"Content Too Large", reason)
+
+    def _respond_and_disconnect(self, code: int, phrase: bytes, reason: str) -> None:
+        """
+        Answer without a request object (there is none yet, or its body is
+        not wanted) and close: whatever else the client sends is not read.
+        """
+        body = reason.encode("utf-8")
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (code, phrase, len(body), body)
+        )
+        self.dataReceived = self.lineReceived = self.rawDataReceived = lambda *args: None
+        self.loseConnection()
+        # A client that does not read its answer does not keep the
+        # connection either.
+        self._abort_call = self.callLater(self.abortTimeout, self.transport.abortConnection)
 
 
 class IndexRequest(Request):
@@ -36,15 +217,30 @@ class IndexRequest(Request):
 
 class IndexSite(Site):
     """
-    The site of one index: its requests wait for the watcher's first scan.
+    The site of one index: its requests wait for the watcher's first scan,
+    its connections are L{IndexChannel}s (HTTP/1.1 only).
+
+    @ivar max_upload_size: the largest upload accepted, in bytes.
+    @ivar header_timeout: seconds a client has to send its request headers.
     """
 
+    protocol = IndexChannel
     requestFactory = IndexRequest
     displayTracebacks = False
 
-    def __init__(self, resource, watcher: PackageWatcher, **kwargs) -> None:
+    def __init__(
+        self,
+        resource,
+        watcher: PackageWatcher,
+        max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE,
+        header_timeout: float = HEADER_TIMEOUT,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("timeout", IDLE_TIMEOUT)
         super().__init__(resource, **kwargs)
         self.watcher = watcher
+        self.max_upload_size = max_upload_size
+        self.header_timeout = header_timeout
 
 
 def make_site(config: Config, index: PackageIndex, watcher: PackageWatcher, upstream=None) -> IndexSite:
@@ -52,4 +248,9 @@ def make_site(config: Config, index: PackageIndex, watcher: PackageWatcher, upst
     The site serving C{index} with the settings in C{config}; C{upstream}
     is the L{twistedpypi.upstream.Upstream} to proxy, if any.
     """
-    return IndexSite(Root(config, index, upstream=upstream), watcher)
+    return IndexSite(
+        Root(config, index, upstream=upstream),
+        watcher,
+        max_upload_size=config.max_upload_size,
+        header_timeout=config.header_timeout,
+    )
