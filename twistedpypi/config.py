@@ -25,6 +25,7 @@ class Config:
     @ivar hash_algo: the hash in the simple index's link fragments, or
         L{None} for none.
     @ivar cache_control: C{max-age} for files and pages, or L{None}.
+    @ivar access_log: whether each request is logged.
     """
 
     directories: list[str]
@@ -37,6 +38,7 @@ class Config:
     hash_algo: str | None = "sha256"
     health_endpoint: str = "/health"
     max_upload_size: int = 1024 * 1024 * 1024
+    access_log: bool = True
 
     @property
     def upload_directory(self) -> str:

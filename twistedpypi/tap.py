@@ -66,6 +66,7 @@ class Options(usage.Options):
     optFlags = [
         ["overwrite", "o", "Allow uploads to replace existing files."],
         ["disable-fallback", None, "Answer 404 for projects not found here instead of redirecting."],
+        ["no-access-log", None, "Do not log each request (e.g. when nginx in front logs them already)."],
     ]
 
     def __init__(self) -> None:
@@ -194,6 +195,7 @@ class Options(usage.Options):
             hash_algo=self["hash-algo"],
             health_endpoint=self["health-endpoint"],
             max_upload_size=self["max-upload-size"],
+            access_log=not self["no-access-log"],
         )
 
 
@@ -201,6 +203,7 @@ def makeService(options: Options) -> service.IService:
     """
     Wire the index, the directory watcher and the web site together.
     """
+    from twistedpypi.drain import DrainService
     from twistedpypi.index import PackageIndex
     from twistedpypi.watch import PackageWatcher
     from twistedpypi.web.site import make_site
@@ -212,4 +215,6 @@ def makeService(options: Options) -> service.IService:
     watcher.setServiceParent(top)
     site = make_site(config, index, watcher)
     strports.service(options["endpoint"], site).setServiceParent(top)
+    # On stop, the port above closes while this waits for requests in flight.
+    DrainService(site.in_flight).setServiceParent(top)
     return top

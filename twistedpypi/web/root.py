@@ -11,8 +11,10 @@ from twisted.web.server import Request
 from twistedpypi.config import Config
 from twistedpypi.distfile import normalize_name
 from twistedpypi.index import PackageIndex
+from twistedpypi.metrics import METRICS, Metrics
 from twistedpypi.web.files import Packages
 from twistedpypi.web.jsonapi import JsonApi
+from twistedpypi.web.metrics import MetricsPage
 from twistedpypi.web.respond import error_page, relative_redirect
 from twistedpypi.web.simple import FallbackRedirect, MissingProject, NotFound, SimpleIndex
 from twistedpypi.web.welcome import Welcome
@@ -52,7 +54,13 @@ class Root(Resource):
     C{/}: the welcome page, and the parent of every route.
     """
 
-    def __init__(self, config: Config, index: PackageIndex, missing: MissingProject | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        index: PackageIndex,
+        missing: MissingProject | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         super().__init__()
         cache_control = (
             f"public, max-age={config.cache_control}".encode("ascii")
@@ -67,6 +75,8 @@ class Root(Resource):
         self.putChild(b"simple", SimpleIndex(index, missing, config.hash_algo, cache_control))
         self.putChild(b"packages", Packages(index, cache_control))
         self.putChild(b"pypi", JsonApi(index))
+        # Prometheus metrics: a child here, so the auth guard covers it.
+        self.putChild(b"metrics", MetricsPage(METRICS if metrics is None else metrics, index))
 
     def getChildWithDefault(self, name: bytes, request: Request) -> Resource:
         if request.path == self.health_path:

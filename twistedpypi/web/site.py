@@ -5,11 +5,18 @@ resource tree.
 
 from __future__ import annotations
 
+from time import monotonic
+
+from twisted.python.failure import Failure
 from twisted.web.server import Request, Site
 
 from twistedpypi.config import Config
+from twistedpypi.drain import InFlight
 from twistedpypi.index import PackageIndex
+from twistedpypi.metrics import METRICS, Metrics
 from twistedpypi.watch import PackageWatcher
+from twistedpypi.web.accesslog import log_access
+from twistedpypi.web.metrics import RouteNames
 from twistedpypi.web.root import Root
 
 
@@ -20,11 +27,18 @@ class IndexRequest(Request):
     just because the server started a moment ago.
 
     Bodies are not parsed into C{args}: uploads are read as a stream.
+
+    @ivar started: when its request line arrived (L{time.monotonic}), for
+        the access log's duration.
     """
 
     def __init__(self, channel, *args, **kwargs) -> None:
         kwargs.setdefault("parsePOSTFormSubmission", False)
         super().__init__(channel, *args, **kwargs)
+        self.started = monotonic()
+        site = getattr(channel, "site", None)
+        if isinstance(site, IndexSite):
+            site.request_started(self)
 
     def process(self) -> None:
         watcher = self.channel.site.watcher
@@ -36,19 +50,69 @@ class IndexRequest(Request):
 
 class IndexSite(Site):
     """
-    The site of one index: its requests wait for the watcher's first scan.
+    The site of one index: its requests wait for the watcher's first scan,
+    are counted in L{Metrics} and the access log, and are tracked while in
+    flight so a stop can wait for them.
     """
 
     requestFactory = IndexRequest
     displayTracebacks = False
 
-    def __init__(self, resource, watcher: PackageWatcher, **kwargs) -> None:
+    def __init__(
+        self,
+        resource,
+        watcher: PackageWatcher,
+        metrics: Metrics | None = None,
+        access_log: bool = True,
+        health_path: bytes = b"/health",
+        **kwargs,
+    ) -> None:
         super().__init__(resource, **kwargs)
         self.watcher = watcher
+        self.metrics = METRICS if metrics is None else metrics
+        self.access_log = access_log
+        self.in_flight = InFlight()
+        self._route = RouteNames(health_path)
+
+    def request_started(self, request: IndexRequest) -> None:
+        """
+        Track C{request} from its request line until it is answered or its
+        client goes away.
+        """
+        self.in_flight.started()
+        request.notifyFinish().addBoth(self._request_done, request)
+
+    def _request_done(self, result: None | Failure, request: IndexRequest) -> None:
+        self.in_flight.finished()
+        # A request whose connection broke before it was even received
+        # (no method yet) has nothing worth counting or logging.
+        if "method" not in request.__dict__:
+            return
+        status = request.code
+        if result is not None and not request.startedWriting:
+            status = 499
+        self.metrics.request_answered(self._route(request), status, request.sentLength)
+        if self.access_log:
+            log_access(request, status, monotonic() - request.started)
+
+    def log(self, request: Request) -> None:
+        # Twisted's own access log is replaced by _request_done, which also
+        # sees requests whose client went away.
+        pass
 
 
-def make_site(config: Config, index: PackageIndex, watcher: PackageWatcher) -> IndexSite:
+def make_site(
+    config: Config, index: PackageIndex, watcher: PackageWatcher, metrics: Metrics | None = None
+) -> IndexSite:
     """
-    The site serving C{index} with the settings in C{config}.
+    The site serving C{index} with the settings in C{config}, counting in
+    C{metrics} (the process's L{METRICS} by default).
     """
-    return IndexSite(Root(config, index), watcher)
+    metrics = METRICS if metrics is None else metrics
+    return IndexSite(
+        Root(config, index, metrics=metrics),
+        watcher,
+        metrics=metrics,
+        access_log=config.access_log,
+        health_path=config.health_endpoint.encode("utf-8"),
+    )
