@@ -12,6 +12,7 @@ from twistedpypi.config import Config
 from twistedpypi.distfile import normalize_name
 from twistedpypi.index import PackageIndex
 from twistedpypi.metrics import METRICS, Metrics
+from twistedpypi.web.browse import Browse
 from twistedpypi.web.files import Packages
 from twistedpypi.web.jsonapi import JsonApi
 from twistedpypi.web.metrics import MetricsPage
@@ -75,7 +76,9 @@ class Root(Resource):
         self.putChild(b"simple", SimpleIndex(index, missing, config.hash_algo, cache_control))
         self.putChild(b"packages", Packages(index, cache_control))
         self.putChild(b"pypi", JsonApi(index))
-        # Prometheus metrics: a child here, so the auth guard covers it.
+        # The browsable pages and the Prometheus metrics: children here, so
+        # the auth guard covers them.
+        self.putChild(b"project", Browse(index))
         self.putChild(b"metrics", MetricsPage(METRICS if metrics is None else metrics, index))
 
     def getChildWithDefault(self, name: bytes, request: Request) -> Resource:
