@@ -19,6 +19,7 @@ from twistedpypi.web.metrics import MetricsPage
 from twistedpypi.web.respond import error_page, relative_redirect
 from twistedpypi.web.simple import FallbackRedirect, MissingProject, NotFound, SimpleIndex
 from twistedpypi.web.welcome import Welcome
+from twistedpypi.web.xmlrpc import PackageSearch
 
 
 class Health(Resource):
@@ -76,9 +77,10 @@ class Root(Resource):
         self.putChild(b"simple", SimpleIndex(index, missing, config.hash_algo, cache_control))
         self.putChild(b"packages", Packages(index, cache_control))
         self.putChild(b"pypi", JsonApi(index))
-        # The browsable pages and the Prometheus metrics: children here, so
-        # the auth guard covers them.
+        # Operations: the browsable pages, pip search's XML-RPC and the
+        # Prometheus metrics (children here, so the auth guard covers them).
         self.putChild(b"project", Browse(index))
+        self.putChild(b"RPC2", PackageSearch(index))
         self.putChild(b"metrics", MetricsPage(METRICS if metrics is None else metrics, index))
 
     def getChildWithDefault(self, name: bytes, request: Request) -> Resource:
