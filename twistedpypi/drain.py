@@ -1,15 +1,22 @@
 """
-Graceful stop: on SIGTERM the listening port closes at once, and the
-requests already in flight (an upload half sent, a download under way) are
-given a bounded time to finish before the process exits.
+Graceful stop: on SIGTERM the listening port closes at once, the requests
+already in flight (an upload half sent, a download under way) are given a
+bounded time to finish, their answers are flushed to the clients, and the
+process exits 0.
 """
 
 from __future__ import annotations
 
+import signal
+from typing import Callable, Iterable
+
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.python.failure import Failure
+from twisted.internet.error import ReactorNotRunning
+from twisted.internet.interfaces import ITransport
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 log = Logger()
 
@@ -19,6 +26,9 @@ Seconds a stop waits for requests in flight.  Under the 30 seconds systemd
 (C{TimeoutStopSec}), the init script and the compose file allow before
 they kill, so the process still exits cleanly on its own.
 """
+
+_FLUSH_POLL = 0.05
+"""Seconds between looks at whether the last answers have left."""
 
 
 class InFlight:
@@ -56,41 +66,84 @@ class InFlight:
 
 class DrainService(Service):
     """
-    Holds the process's stop until the requests in flight are done, or
-    C{timeout} seconds have passed.  Stopping services all start stopping
-    at once, so the listening port is already closed while this waits.
+    Holds the process's stop until the requests in flight are answered and
+    the answers have left, or C{timeout} seconds have passed.  Stopping
+    services all start stopping at once, so the listening port is already
+    closed while this waits.
+
+    @param connections: the open connections' transports; closed gracefully
+        once nothing is in flight, so answers still in a send buffer are
+        not cut off when the reactor stops.
     """
 
-    def __init__(self, in_flight: InFlight, timeout: float = DRAIN_TIMEOUT, reactor=None) -> None:
+    def __init__(
+        self,
+        in_flight: InFlight,
+        connections: Callable[[], Iterable[ITransport]] = tuple,
+        timeout: float = DRAIN_TIMEOUT,
+        reactor=None,
+    ) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.in_flight = in_flight
+        self.connections = connections
         self.timeout = timeout
         self._reactor = reactor
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        pending = self.in_flight.count
-        if not pending:
-            return self.in_flight.drained()
-        log.info(
-            "stopping: waiting up to {timeout:.0f}s for {count} requests in flight",
-            timeout=self.timeout,
-            count=pending,
-        )
-        waiting = self.in_flight.drained()
-        waiting.addTimeout(self.timeout, self._reactor)
+        return Deferred.fromCoroutine(self._drain())
 
-        def done(result: None | Failure) -> None:
-            # The only failure here is the timeout; it must not make the
-            # stop fail, which would keep twistd from exiting cleanly.
-            if isinstance(result, Failure):
+    async def _drain(self) -> None:
+        deadline = self._reactor.seconds() + self.timeout
+        pending = self.in_flight.count
+        if pending:
+            log.info(
+                "stopping: waiting up to {timeout:.0f}s for {count} request(s) in flight",
+                timeout=self.timeout,
+                count=pending,
+            )
+            waiting = self.in_flight.drained()
+            waiting.addTimeout(self.timeout, self._reactor)
+            try:
+                await waiting
+            except Exception:
                 log.warn(
-                    "stopping with {count} requests still in flight after {timeout:.0f}s",
+                    "stopping with {count} request(s) still in flight after {timeout:.0f}s",
                     count=self.in_flight.count,
                     timeout=self.timeout,
                 )
-            else:
-                log.info("all requests in flight are finished")
+                return
+            log.info("all requests in flight are finished")
+        # Closing a connection gracefully sends what is buffered first; the
+        # reactor's own shutdown would drop it.
+        transports = [t for t in self.connections() if getattr(t, "connected", False)]
+        for transport in transports:
+            transport.loseConnection()
+        while any(t.connected for t in transports) and self._reactor.seconds() < deadline:
+            await deferLater(self._reactor, _FLUSH_POLL, lambda: None)
 
-        return waiting.addBoth(done)
+
+def exit_cleanly_on_sigterm(reactor=None) -> None:
+    """
+    Make SIGTERM stop the reactor (and so the services, gracefully) and let
+    twistd exit 0.  twistd's own handler does the same stop, but then kills
+    the process with the signal once it is done, so a clean stop would show
+    as exit status 143 to Docker and to scripts.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+
+    def stop(signum: int, frame: object) -> None:
+        log.info("received SIGTERM, stopping")
+        reactor.callFromThread(_stop, reactor)
+
+    # After reactor.run() has installed twistd's handlers, replacing them.
+    reactor.callWhenRunning(signal.signal, signal.SIGTERM, stop)
+
+
+def _stop(reactor) -> None:
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass  # a second SIGTERM while stopping

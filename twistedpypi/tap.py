@@ -203,7 +203,7 @@ def makeService(options: Options) -> service.IService:
     """
     Wire the index, the directory watcher and the web site together.
     """
-    from twistedpypi.drain import DrainService
+    from twistedpypi.drain import DrainService, exit_cleanly_on_sigterm
     from twistedpypi.index import PackageIndex
     from twistedpypi.watch import PackageWatcher
     from twistedpypi.web.site import make_site
@@ -216,5 +216,6 @@ def makeService(options: Options) -> service.IService:
     site = make_site(config, index, watcher)
     strports.service(options["endpoint"], site).setServiceParent(top)
     # On stop, the port above closes while this waits for requests in flight.
-    DrainService(site.in_flight).setServiceParent(top)
+    DrainService(site.in_flight, site.open_connections).setServiceParent(top)
+    exit_cleanly_on_sigterm()
     return top

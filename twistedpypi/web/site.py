@@ -6,6 +6,7 @@ resource tree.
 from __future__ import annotations
 
 from time import monotonic
+from weakref import WeakSet
 
 from twisted.python.failure import Failure
 from twisted.web.server import Request, Site
@@ -73,6 +74,7 @@ class IndexSite(Site):
         self.access_log = access_log
         self.in_flight = InFlight()
         self._route = RouteNames(health_path)
+        self._channels: WeakSet = WeakSet()
 
     def request_started(self, request: IndexRequest) -> None:
         """
@@ -80,20 +82,35 @@ class IndexSite(Site):
         client goes away.
         """
         self.in_flight.started()
+        channel = request.channel
+        # Remembered once per connection, not per request.
+        if not getattr(channel, "_twistedpypi_seen", False):
+            channel._twistedpypi_seen = True
+            self._channels.add(channel)
         request.notifyFinish().addBoth(self._request_done, request)
 
     def _request_done(self, result: None | Failure, request: IndexRequest) -> None:
-        self.in_flight.finished()
         # A request whose connection broke before it was even received
         # (no method yet) has nothing worth counting or logging.
-        if "method" not in request.__dict__:
-            return
-        status = request.code
-        if result is not None and not request.startedWriting:
-            status = 499
-        self.metrics.request_answered(self._route(request), status, request.sentLength)
-        if self.access_log:
-            log_access(request, status, monotonic() - request.started)
+        if "method" in request.__dict__:
+            status = request.code
+            if result is not None and not request.startedWriting:
+                status = 499
+            self.metrics.request_answered(self._route(request), status, request.sentLength)
+            if self.access_log:
+                log_access(request, status, monotonic() - request.started)
+        self.in_flight.finished()
+
+    def open_connections(self) -> list:
+        """
+        The transports of the connections that have carried a request and
+        are still open.
+        """
+        return [
+            channel.transport
+            for channel in list(self._channels)
+            if channel.transport is not None and channel.transport.connected
+        ]
 
     def log(self, request: Request) -> None:
         # Twisted's own access log is replaced by _request_done, which also
