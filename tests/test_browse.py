@@ -67,7 +67,7 @@ async def test_project_page_shows_versions_files_sizes_install_command_and_descr
     # Newest version first, each file linked relative to the page.
     assert body.index('id="v2.0b1"') < body.index('id="v1.0"')
     size = (shop / "Demo_Pkg-1.0-py3-none-any.whl").stat().st_size
-    assert f'<a href="../../packages/Demo_Pkg-1.0-py3-none-any.whl">' in body
+    assert '<a href="../../packages/Demo_Pkg-1.0-py3-none-any.whl">' in body
     assert f'title="{size} bytes">{human_size(size)}</td>' in body
     assert "<time datetime=" in body and " UTC</time>" in body
     assert ">=3.8" not in body and "&gt;=3.8" in body

@@ -4,11 +4,11 @@ C{twistd --logfile}, /metrics, and a SIGTERM that lets a request in flight
 finish before the process exits 0.
 """
 
+import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import xmlrpc.client
@@ -16,9 +16,8 @@ import xmlrpc.client
 import pytest
 
 from tests.distributions import wheel_bytes, write
+from tests.pipsearch import pip_search
 from tests.server import REPO, free_port, twistd
-
-PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
 
 
 @pytest.fixture
@@ -27,23 +26,6 @@ def catalogue(packages):
     write(packages, wheel_bytes("Demo_Pkg", "1.1", summary="Shows how it works"))
     write(packages, wheel_bytes("lib", "2.0", summary="A library of things"))
     return packages
-
-
-def pip_has_search() -> bool:
-    return subprocess.run([*PIP, "search", "--help"], capture_output=True).returncode == 0
-
-
-def pip_search(index_url: str, term: str) -> str:
-    """
-    C{pip search -i URL term}; where pip no longer has it (pip 24.3 removed
-    the command), the same XML-RPC call pip made, printed the same way.
-    """
-    if pip_has_search():
-        result = subprocess.run([*PIP, "search", "-i", index_url, term], capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-    hits = xmlrpc.client.ServerProxy(index_url).search({"name": [term], "summary": [term]}, "or")
-    return "".join(f"{hit['name']} ({hit['version']})  - {hit['summary']}\n" for hit in hits)
 
 
 def test_pip_search_finds_projects_by_name_and_summary(catalogue, start_server):
@@ -83,7 +65,7 @@ def test_twistd_logfile_gets_one_access_line_per_request(catalogue, tmp_path):
     process = subprocess.Popen(
         [twistd(), "-n", "--pidfile=", "-l", str(logfile), "pypi", "-p", str(port), "-i", "127.0.0.1",
          "-P", ".", "-a", ".", "--disable-fallback", str(catalogue)],
-        cwd=REPO, env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

@@ -16,7 +16,6 @@ from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import ITransport
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 log = Logger()
 
