@@ -12,7 +12,7 @@ PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
 
 
 def pip_has_search() -> bool:
-    """Whether this pip still has the search command (pip 24.3 removed it)."""
+    """Whether this pip still has the search command (newer pips may not)."""
     return subprocess.run([*PIP, "search", "--help"], capture_output=True).returncode == 0
 
 
