@@ -40,8 +40,13 @@ class PackageSearch(xmlrpc.XMLRPC):
         xmlrpc.addIntrospection(self)
 
     def render_POST(self, request: Request):
-        length = request.getHeader(b"content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_REQUEST_SIZE:
+        # The body is in request.content by now (a chunked one too): its
+        # size is known without reading it.
+        content = request.content
+        content.seek(0, 2)
+        size = content.tell()
+        content.seek(0)
+        if size > MAX_REQUEST_SIZE:
             request.setResponseCode(413)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"XML-RPC request too large\n"
