@@ -10,7 +10,6 @@ timestamp is formatted at most once a second.
 
 from __future__ import annotations
 
-import re
 import time
 
 from twisted.logger import Logger
@@ -25,25 +24,20 @@ FORMAT = (
 """Apache's combined format, then the seconds from request line to answer."""
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_UNSAFE = re.compile(rb'[^\x20-\x7e]|["\\]')
+# As Apache's mod_log_config escapes: quotes and backslashes with a
+# backslash, anything unprintable as \xhh.
+_ESCAPES = {byte: f"\\x{byte:02x}" for byte in range(256) if not 0x20 <= byte <= 0x7E}
+_ESCAPES.update({0x22: '\\"', 0x5C: "\\\\"})
 
 
 def _text(value: bytes | None) -> str:
     """
-    A header or URI as log text: C{-} when missing, with quotes, backslashes
-    and anything unprintable escaped so a client cannot forge a log line.
+    A header or URI as log text: C{-} when missing, escaped so a client
+    cannot forge a log line.
     """
     if not value:
         return "-"
-    if _UNSAFE.search(value) is None:
-        return value.decode("ascii")
-    # As Apache's mod_log_config escapes.
-    return "".join(
-        chr(byte) if 0x20 <= byte <= 0x7E and byte not in (0x22, 0x5C)
-        else "\\" + chr(byte) if byte in (0x22, 0x5C)
-        else f"\\x{byte:02x}"
-        for byte in value
-    )
+    return value.decode("latin-1").translate(_ESCAPES)
 
 
 class _Clock:
@@ -80,17 +74,21 @@ def log_access(request: Request, status: int, duration: float) -> None:
     headers = request.requestHeaders
     referer = headers.getRawHeaders(b"referer")
     agent = headers.getRawHeaders(b"user-agent")
-    log.info(
-        FORMAT,
-        client=getattr(address, "host", "-"),
-        user=_text(request.getUser()),
-        time=_clock(time.time()),
-        method=_text(request.method),
-        uri=_text(request.uri),
-        protocol=_text(request.clientproto),
-        status=status,
-        size=request.sentLength or "-",
-        referer=_text(referer[0] if referer else None),
-        agent=_text(agent[0] if agent else None),
-        duration=duration,
-    )
+    fields = {
+        "client": getattr(address, "host", "-"),
+        "user": _text(request.getUser()),
+        "time": _clock(time.time()),
+        "method": _text(request.method),
+        "uri": _text(request.uri),
+        "protocol": _text(request.clientproto),
+        "status": status,
+        "size": request.sentLength or "-",
+        "referer": _text(referer[0] if referer else None),
+        "agent": _text(agent[0] if agent else None),
+        "duration": duration,
+    }
+    # The line is formatted here, in one step, and the event's format just
+    # names it: twisted.logger's PEP 3101 formatting of eleven fields cost a
+    # fifth of a small request's time.  The fields stay in the event for
+    # JSON observers.
+    log.info("{access_line}", access_line=FORMAT.format_map(fields), **fields)
