@@ -38,6 +38,7 @@ class Config:
     @ivar header_timeout: seconds a client has to send its request headers.
     @ivar follow_symlinks: whether links to files outside the package
         directories are served.
+    @ivar access_log: whether each request is logged.
     """
 
     directories: list[str]
@@ -57,6 +58,7 @@ class Config:
     upstream_timeout: float = 10.0
     header_timeout: float = 20.0
     follow_symlinks: bool = False
+    access_log: bool = True
 
     @property
     def upload_directory(self) -> str:

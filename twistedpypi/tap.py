@@ -75,6 +75,7 @@ class Options(usage.Options):
         ["overwrite", "o", "Allow uploads to replace existing files."],
         ["disable-fallback", None, "Answer 404 for projects not found here instead of redirecting."],
         ["follow-symlinks", None, "Serve symbolic links to files outside the package directories."],
+        ["no-access-log", None, "Do not log each request (e.g. when nginx in front logs them already)."],
     ]
 
     def __init__(self) -> None:
@@ -265,6 +266,7 @@ class Options(usage.Options):
             upstream_timeout=self["upstream-timeout"],
             header_timeout=self["header-timeout"],
             follow_symlinks=bool(self["follow-symlinks"]),
+            access_log=not self["no-access-log"],
         )
 
 
@@ -272,6 +274,7 @@ def makeService(options: Options) -> service.IService:
     """
     Wire the index, the directory watcher and the web site together.
     """
+    from twistedpypi.drain import DrainService, exit_cleanly_on_sigterm
     from twistedpypi.index import PackageIndex
     from twistedpypi.listen import ListeningService
     from twistedpypi.watch import PackageWatcher
@@ -302,6 +305,9 @@ def makeService(options: Options) -> service.IService:
         workers=options["workers"],
         worker_arguments=worker_arguments(options["arguments"]),
     ).setServiceParent(top)
+    # On stop, the port closes while this waits for requests in flight.
+    DrainService(site.in_flight, site.open_connections).setServiceParent(top)
+    exit_cleanly_on_sigterm()
     return top
 
 

@@ -11,11 +11,15 @@ from twisted.web.server import Request
 from twistedpypi.config import Config
 from twistedpypi.distfile import is_project_name, normalize_name
 from twistedpypi.index import PackageIndex
+from twistedpypi.metrics import METRICS, Metrics
+from twistedpypi.web.browse import Browse
 from twistedpypi.web.files import Packages
 from twistedpypi.web.jsonapi import JsonApi
+from twistedpypi.web.metrics import MetricsPage
 from twistedpypi.web.respond import error_page, relative_redirect
 from twistedpypi.web.simple import FallbackRedirect, MissingProject, NotFound, SimpleIndex
 from twistedpypi.web.welcome import Welcome
+from twistedpypi.web.xmlrpc import PackageSearch
 
 
 class Health(Resource):
@@ -53,7 +57,12 @@ class Root(Resource):
     """
 
     def __init__(
-        self, config: Config, index: PackageIndex, missing: MissingProject | None = None, upstream=None
+        self,
+        config: Config,
+        index: PackageIndex,
+        missing: MissingProject | None = None,
+        metrics: Metrics | None = None,
+        upstream=None,
     ) -> None:
         super().__init__()
         cache_control = (
@@ -75,6 +84,11 @@ class Root(Resource):
         self.putChild(b"simple", SimpleIndex(index, missing, config.hash_algo, cache_control))
         self.putChild(b"packages", Packages(index, cache_control))
         self.putChild(b"pypi", JsonApi(index))
+        # Operations: the browsable pages, pip search's XML-RPC and the
+        # Prometheus metrics (children here, so the auth guard covers them).
+        self.putChild(b"project", Browse(index))
+        self.putChild(b"RPC2", PackageSearch(index))
+        self.putChild(b"metrics", MetricsPage(METRICS if metrics is None else metrics, index))
 
     def getChildWithDefault(self, name: bytes, request: Request) -> Resource:
         if request.path == self.health_path:

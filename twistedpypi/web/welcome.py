@@ -15,13 +15,15 @@ from twistedpypi.index import PackageIndex
 from twistedpypi.web.respond import base_url
 
 _TEMPLATE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>twistedpypi</title>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>twistedpypi</title>
 <style>body{{font-family:sans-serif;max-width:50em;margin:2em auto;padding:0 1em}}
 pre{{background:#f4f4f4;padding:.6em;overflow-x:auto}}</style></head>
 <body>
 <h1>Welcome to twistedpypi</h1>
 <p>A private Python package index serving {projects} projects in {files} files.</p>
-<ul><li><a href="simple/">Simple index</a> (PEP 503 / PEP 691)</li>
+<form method="get" action="project/"><input type="search" name="q" placeholder="Find a project" aria-label="Find a project"> <button>Find</button></form>
+<ul><li><a href="project/">Browse projects</a></li>
+<li><a href="simple/">Simple index</a> (PEP 503 / PEP 691)</li>
 <li><a href="packages/">All files</a></li></ul>
 <h2>Install with pip or uv</h2>
 <pre>pip install --index-url {url}/simple/ PACKAGE

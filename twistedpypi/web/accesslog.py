@@ -1,0 +1,94 @@
+"""
+The access log: one line per request in the combined log format, with the
+user and the duration added, sent through L{twisted.logger} so that
+C{twistd --logfile}, stdout (the journal under systemd) and JSON observers
+all get it.
+
+On the hot path: a few header lookups and one log event per request; the
+timestamp is formatted at most once a second.
+"""
+
+from __future__ import annotations
+
+import time
+
+from twisted.logger import Logger
+from twisted.web.server import Request
+
+log = Logger(namespace="twistedpypi.access")
+
+FORMAT = (
+    '{client} - {user} [{time}] "{method} {uri} {protocol}" {status} {size}'
+    ' "{referer}" "{agent}" {duration:.3f}'
+)
+"""Apache's combined format, then the seconds from request line to answer."""
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# As Apache's mod_log_config escapes: quotes and backslashes with a
+# backslash, anything unprintable as \xhh.
+_ESCAPES = {byte: f"\\x{byte:02x}" for byte in range(256) if not 0x20 <= byte <= 0x7E}
+_ESCAPES.update({0x22: '\\"', 0x5C: "\\\\"})
+
+
+def _text(value: bytes | None) -> str:
+    """
+    A header or URI as log text: C{-} when missing, escaped so a client
+    cannot forge a log line.
+    """
+    if not value:
+        return "-"
+    return value.decode("latin-1").translate(_ESCAPES)
+
+
+class _Clock:
+    """The combined format's timestamp, formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def __call__(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            t = time.gmtime(second)
+            self._text = (
+                f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+                f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
+            )
+            self._second = second
+        return self._text
+
+
+_clock = _Clock()
+
+
+def log_access(request: Request, status: int, duration: float) -> None:
+    """
+    Log one answered request.
+
+    @param status: the status sent, or 499 for a client that went away
+        before the answer started (as nginx logs it).
+    @param duration: seconds from the request line to the last byte.
+    """
+    address = request.getClientAddress()
+    headers = request.requestHeaders
+    referer = headers.getRawHeaders(b"referer")
+    agent = headers.getRawHeaders(b"user-agent")
+    fields = {
+        "client": getattr(address, "host", "-"),
+        "user": _text(request.getUser()),
+        "time": _clock(time.time()),
+        "method": _text(request.method),
+        "uri": _text(request.uri),
+        "protocol": _text(request.clientproto),
+        "status": status,
+        "size": request.sentLength or "-",
+        "referer": _text(referer[0] if referer else None),
+        "agent": _text(agent[0] if agent else None),
+        "duration": duration,
+    }
+    # The line is formatted here, in one step, and the event's format just
+    # names it: twisted.logger's PEP 3101 formatting of eleven fields cost a
+    # fifth of a small request's time.  The fields stay in the event for
+    # JSON observers.
+    log.info("{access_line}", access_line=FORMAT.format_map(fields), **fields)

@@ -1,0 +1,124 @@
+"""
+PyPI's legacy XML-RPC API at C{/RPC2} (and C{POST /} with C{text/xml}):
+C{search}, which C{pip search} calls, C{list_packages} and
+C{package_releases}.
+"""
+
+from __future__ import annotations
+
+from twisted.web import xmlrpc
+from twisted.web.server import Request
+
+from twistedpypi.browse_render import release_summary
+from twistedpypi.distfile import normalize_name, version_sort_key
+from twistedpypi.index import PackageIndex
+
+MAX_REQUEST_SIZE = 64 * 1024
+"""XML-RPC calls are small; a bigger body is refused before it is parsed."""
+
+_SEARCHABLE = ("name", "version", "summary")
+
+
+def _matches(row: dict[str, str], field: str, terms: list[str]) -> bool:
+    value = row[field].lower()
+    if field == "name":
+        # "demo_pkg" finds "Demo.Pkg" too.
+        return any(term in value or normalize_name(term) in row["normalized"] for term in terms)
+    return any(term in value for term in terms)
+
+
+class PackageSearch(xmlrpc.XMLRPC):
+    """
+    The XML-RPC methods, answered from the in-memory index.
+    """
+
+    def __init__(self, index: PackageIndex) -> None:
+        super().__init__(allowNone=True)
+        self.index = index
+        self._rows: list[dict[str, str]] = []
+        self._rows_serial = -1
+        xmlrpc.addIntrospection(self)
+
+    def render_POST(self, request: Request):
+        # The body is in request.content by now (a chunked one too): its
+        # size is known without reading it.
+        content = request.content
+        content.seek(0, 2)
+        size = content.tell()
+        content.seek(0)
+        if size > MAX_REQUEST_SIZE:
+            request.setResponseCode(413)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"XML-RPC request too large\n"
+        return super().render_POST(request)
+
+    def _releases(self) -> list[dict[str, str]]:
+        """
+        One row per release, rebuilt only after the index changed.
+        """
+        if self._rows_serial != self.index.serial:
+            rows = []
+            for _, project in sorted(self.index.projects.items()):
+                for version in project.versions():
+                    rows.append(
+                        {
+                            "name": project.display_name,
+                            "normalized": project.name,
+                            "version": version,
+                            "summary": release_summary(project, version),
+                        }
+                    )
+            self._rows, self._rows_serial = rows, self.index.serial
+        return self._rows
+
+    def xmlrpc_search(self, spec: dict, operator: str = "and") -> list[dict]:
+        """
+        Releases whose fields contain the terms, case-insensitively, as
+        PyPI's C{search} did: C{spec} maps C{name}, C{version} or
+        C{summary} to a term or a list of terms (any term matches);
+        C{operator} C{"and"} needs every field to match, C{"or"} one.
+        """
+        if not isinstance(spec, dict):
+            raise xmlrpc.Fault(1, "search takes a dictionary such as {'name': ['term']}")
+        if str(operator).lower() not in ("and", "or"):
+            raise xmlrpc.Fault(1, "operator must be 'and' or 'or'")
+        wanted = []
+        for field, terms in spec.items():
+            if field not in _SEARCHABLE:
+                continue
+            if not isinstance(terms, list):
+                terms = [terms]
+            terms = [str(term).lower() for term in terms if str(term)]
+            if terms:
+                wanted.append((field, terms))
+        if not wanted:
+            return []
+        combine = all if str(operator).lower() == "and" else any
+        hits = []
+        for row in self._releases():
+            if combine(_matches(row, field, terms) for field, terms in wanted):
+                hits.append(
+                    {
+                        "name": row["name"],
+                        "version": row["version"],
+                        "summary": row["summary"],
+                        "_pypi_ordering": 0,
+                    }
+                )
+        return hits
+
+    def xmlrpc_list_packages(self) -> list[str]:
+        """Every project's name."""
+        return [project.display_name for _, project in sorted(self.index.projects.items())]
+
+    def xmlrpc_package_releases(self, name: str, show_hidden: bool = False) -> list[str]:
+        """
+        A project's versions, newest first, as PyPI answers: all of them
+        with C{show_hidden}, else just the newest release.
+        """
+        project = self.index.project(normalize_name(str(name)))
+        if project is None:
+            return []
+        if not show_hidden:
+            return [project.latest_version()]
+        return sorted(project.versions(), key=version_sort_key, reverse=True)
