@@ -4,10 +4,9 @@ that say how twistedpypi compares with pypiserver and with bare Twisted.
 """
 
 import datetime
-import os
-import platform
 from dataclasses import dataclass, field
-from pathlib import Path
+
+import machine
 
 OURS = "twistedpypi"
 RATIOS = ("pypiserver", "bare Twisted")
@@ -53,7 +52,8 @@ class Table:
         ours, theirs = self.cells.get((metric, OURS)), self.cells.get((metric, other))
         if not isinstance(ours, float) or not isinstance(theirs, float) or theirs <= 0:
             return "–"
-        return number(ours / theirs) + "×"
+        ratio = ours / theirs
+        return "<0.01×" if ratio < 0.01 else number(ratio) + "×"
 
     def markdown(self) -> str:
         ratio_columns = [r for r in RATIOS if OURS in self.servers and r in self.servers]
@@ -68,23 +68,12 @@ class Table:
         return "\n".join(lines) + "\n"
 
 
-def machine() -> str:
-    """One line describing the CPU, cores, memory and OS the numbers come from."""
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, {platform.platform()}"
-
-
 def document(table: Table, command: str, versions: dict[str, str], method: str) -> str:
     """The whole results.md: where and how the numbers were made, the table, the notes."""
     parts = [
         "# twistedpypi benchmark\n",
         f"- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
-        f"- machine: {machine()}",
+        f"- machine: {machine.describe()}",
         f"- command: `{command}`",
         "- versions: " + "; ".join(f"{k} {v}" for k, v in versions.items()),
         "",

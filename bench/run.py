@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import corpus
+import machine
 import measure
 import prerequisites
 import servers
@@ -146,7 +147,7 @@ def load(run: Run, spec: servers.ServerSpec, server: servers.RunningServer) -> N
     else:
         table.put(rows.not_modified, spec.name, "n/a (no ETag/304)")
     drive(rows.small_file, files)
-    table.put(rows.rss_loaded, spec.name, mib(servers.rss_kib(server.pids())))
+    table.put(rows.rss_loaded, spec.name, mib(machine.rss_kib(server.pids())))
 
 
 def bench_corpus(run: Run, spec: servers.ServerSpec) -> None:
@@ -157,7 +158,7 @@ def bench_corpus(run: Run, spec: servers.ServerSpec) -> None:
         run.table.put(run.rows.startup_cold, spec.name, seconds)
     with servers.serving(spec, packages, scratch) as (server, seconds):
         run.table.put(run.rows.startup_warm, spec.name, seconds)
-        run.table.put(run.rows.rss_started, spec.name, mib(servers.rss_kib(server.pids())))
+        run.table.put(run.rows.rss_started, spec.name, mib(machine.rss_kib(server.pids())))
         print(f"  started in {seconds:.2f} s", flush=True)
         load(run, spec, server)
 
@@ -220,8 +221,8 @@ def bench_server(run: Run, spec: servers.ServerSpec) -> None:
     if run.chain and spec.indexes:
         scenarios.append(("install", bench_install))
     if run.args.quiet_wait:
-        servers.wait_for_quiet(run.args.quiet_wait)
-    with servers.OtherLoad() as other:
+        machine.wait_for_quiet(run.args.quiet_wait)
+    with machine.OtherLoad() as other:
         for what, scenario in scenarios:
             print(f"{spec.name}: {what}", flush=True)
             try:
@@ -246,18 +247,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--skip-large", action="store_true", help="no large download and upload")
     parser.add_argument("--skip-install", action="store_true", help="no pip / uv installs")
     parser.add_argument("--skip-nginx", action="store_true", help="leave nginx out")
-    parser.add_argument("--quiet-wait", type=float, default=60,
-                        help="seconds to wait, before each server, for other processes to leave the CPU (default 60)")
+    parser.add_argument("--quiet-wait", type=float,
+                        help="seconds to wait, before each server, for other processes to leave the CPU (default 60, quick 15)")
     parser.add_argument("--ours-cmd", default=servers.OURS_COMMAND,
                         help="command starting twistedpypi, with {python}, {port} and {dir} (default: %(default)s)")
     parser.add_argument("--ours-src", default=str(REPO),
                         help="checkout whose twistedpypi is snapshotted onto PYTHONPATH; '' for an installed one")
-    parser.add_argument("--gen-corpus", default=str(REPO.parent / "shared" / "tools" / "gen_corpus.py"))
+    parser.add_argument("--gen-corpus", default=str(REPO.parent / "shared" / "tools" / "gen_corpus.py"),
+                        help="the corpus generator (default: %(default)s)")
     parser.add_argument("--cache", default="~/.cache/twistedpypi-bench", help="venv, corpora and scratch")
-    parser.add_argument("--output", default=str(BENCH / "results.md"))
+    parser.add_argument("--output", default=str(BENCH / "results.md"), help="where the Markdown report goes")
     args = parser.parse_args(argv)
-    defaults = (100, 5, 3, 250) if args.quick else (1000, 10, 10, 1000)
-    for name, default in zip(("projects", "versions", "duration", "big_mb"), defaults):
+    defaults = (100, 5, 3, 250, 15) if args.quick else (1000, 10, 10, 1000, 60)
+    for name, default in zip(("projects", "versions", "duration", "big_mb", "quiet_wait"), defaults):
         if getattr(args, name) is None:
             setattr(args, name, default)
     chosen = [key.strip() for key in args.only.split(",") if key.strip()]

@@ -76,7 +76,7 @@ async def test_metrics_count_requests_by_route_and_status_and_bytes(site):
     await fetch(site, "/packages/lib-1.0-py3-none-any.whl")
     await fetch(site, "/packages/nothing.whl")
     await fetch(site, "/health")
-    site.metrics.count("upstream_fetches")
+    site.metrics.count("uploads")
     response, body = await fetch(site, "/metrics")
     assert response.headers.getRawHeaders("content-type") == ["text/plain; version=0.0.4; charset=utf-8"]
     values = parse_metrics(body.decode())
@@ -89,8 +89,8 @@ async def test_metrics_count_requests_by_route_and_status_and_bytes(site):
     assert values['twistedpypi_http_response_bytes_total{route="simple"}'] == 2 * len(page)
     assert values["twistedpypi_projects"] == 1
     assert values["twistedpypi_files"] == 1
-    assert values["twistedpypi_upstream_fetches_total"] == 1
-    assert values["twistedpypi_uploads_total"] == 0
+    assert values["twistedpypi_uploads_total"] == 1
+    assert values['twistedpypi_upstream_fetches_total{kind="file"}'] == 0
     # The scrape itself is in flight while it is rendered.
     assert values["twistedpypi_http_requests_in_flight"] == 1
 
@@ -101,6 +101,16 @@ def test_prometheus_text_has_help_and_type_for_every_metric(packages):
     helped = {line.split()[2] for line in text.splitlines() if line.startswith("# HELP")}
     assert names == helped
     assert {"twistedpypi_http_requests_total", "twistedpypi_uploads_total", "twistedpypi_upstream_cache_hits_total", "twistedpypi_files"} <= names
+
+
+def test_the_proxys_counters_are_reported(packages):
+    from twistedpypi.upstream import UpstreamStats
+
+    stats = UpstreamStats(page_fetches=2, file_hits=3, errors=1)
+    values = parse_metrics(render_prometheus(Metrics(), index_directory(packages), upstream=stats).decode())
+    assert values['twistedpypi_upstream_fetches_total{kind="page"}'] == 2
+    assert values['twistedpypi_upstream_cache_hits_total{kind="file"}'] == 3
+    assert values["twistedpypi_upstream_errors_total"] == 1
 
 
 @pytest_twisted.ensureDeferred

@@ -15,9 +15,6 @@ from twistedpypi.index import PackageIndex
 EVENTS = {
     "uploads": "Distribution files stored by uploads.",
     "removals": "Distribution files removed through the API.",
-    "upstream_fetches": "Requests sent to the upstream index.",
-    "upstream_cache_hits": "Upstream answers served from the cache.",
-    "upstream_errors": "Upstream requests that failed or timed out.",
 }
 """The event counters other parts of the server bump with L{Metrics.count}."""
 
@@ -71,10 +68,22 @@ def _header(name: str, kind: str, help_text: str) -> str:
     return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
 
 
-def render_prometheus(metrics: Metrics, index: PackageIndex, in_flight: int = 0) -> bytes:
+_UPSTREAM = (
+    ("twistedpypi_upstream_fetches_total", "Requests sent to the upstream index, by what was fetched.",
+     {"page": "page_fetches", "file": "file_fetches", "metadata": "metadata_fetches"}),
+    ("twistedpypi_upstream_cache_hits_total", "Proxied answers served from the cache, by what was served.",
+     {"page": "page_hits", "stale_page": "page_stale", "file": "file_hits", "metadata": "metadata_hits"}),
+)
+
+
+def render_prometheus(
+    metrics: Metrics, index: PackageIndex, in_flight: int = 0, upstream=None
+) -> bytes:
     """
     The Prometheus text exposition (format 0.0.4) of C{metrics}, of the
-    index's size and of the number of requests C{in_flight}.
+    index's size, of the number of requests C{in_flight}, and of the proxy's
+    L{twistedpypi.upstream.UpstreamStats} C{upstream} (zeros when the
+    server does not proxy).
     """
     out = [_header("twistedpypi_http_requests_total", "counter", "HTTP requests answered, by route and status.")]
     for route, by_status in sorted(metrics.requests.items()):
@@ -89,6 +98,12 @@ def render_prometheus(metrics: Metrics, index: PackageIndex, in_flight: int = 0)
         name = f"twistedpypi_{event}_total"
         out.append(_header(name, "counter", help_text))
         out.append(_line(name, "", metrics.events[event]))
+    for name, help_text, counters in _UPSTREAM:
+        out.append(_header(name, "counter", help_text))
+        for kind, attribute in counters.items():
+            out.append(_line(name, f'kind="{kind}"', getattr(upstream, attribute, 0)))
+    out.append(_header("twistedpypi_upstream_errors_total", "counter", "Upstream requests that failed or timed out."))
+    out.append(_line("twistedpypi_upstream_errors_total", "", getattr(upstream, "errors", 0)))
     sizes = sum(dist.size for dist in index.files_by_name.values())
     for name, help_text, value in (
         ("twistedpypi_projects", "Projects in the index.", len(index.projects)),

@@ -20,6 +20,7 @@ _ROUTES = {
     b"project": "browse",
     b"metrics": "metrics",
     b"RPC2": "xmlrpc",
+    b"upstream": "upstream",
 }
 
 
@@ -56,10 +57,11 @@ class MetricsPage(Resource):
 
     isLeaf = True
 
-    def __init__(self, metrics: Metrics, index: PackageIndex) -> None:
+    def __init__(self, metrics: Metrics, index: PackageIndex, upstream_stats=None) -> None:
         super().__init__()
         self.metrics = metrics
         self.index = index
+        self.upstream_stats = upstream_stats
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", PROMETHEUS_TEXT)
@@ -68,4 +70,6 @@ class MetricsPage(Resource):
         # test's plain Site does not).
         site = getattr(request.channel, "site", None)
         in_flight = getattr(site, "in_flight", None)
-        return render_prometheus(self.metrics, self.index, in_flight.count if in_flight else 0)
+        return render_prometheus(
+            self.metrics, self.index, in_flight.count if in_flight else 0, self.upstream_stats
+        )

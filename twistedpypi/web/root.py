@@ -88,7 +88,14 @@ class Root(Resource):
         # Prometheus metrics (children here, so the auth guard covers them).
         self.putChild(b"project", Browse(index))
         self.putChild(b"RPC2", PackageSearch(index))
-        self.putChild(b"metrics", MetricsPage(METRICS if metrics is None else metrics, index))
+        self.putChild(
+            b"metrics",
+            MetricsPage(
+                METRICS if metrics is None else metrics,
+                index,
+                upstream.stats if upstream is not None else None,
+            ),
+        )
 
     def getChildWithDefault(self, name: bytes, request: Request) -> Resource:
         if request.path == self.health_path:
