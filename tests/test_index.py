@@ -71,3 +71,18 @@ def test_the_same_file_name_in_two_directories_is_served_once(tmp_path):
     index.update(removed=[path_a])
     assert index.file("dup-1.0-py3-none-any.whl").path == path_b
     assert list(index.project("dup").files) == ["dup-1.0-py3-none-any.whl"]
+
+
+def test_the_total_size_follows_the_files_served(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    path_a = write(first, wheel_bytes("dup", "1.0"))
+    write(first, sdist_bytes("dup", "1.0"))
+    index = index_directory(first)
+    assert index.total_size == sum(os.path.getsize(first / name) for name in os.listdir(first))
+    path_b = write(second, wheel_bytes("dup", "1.0", summary="other bytes"))
+    found = scan([str(second)])
+    index.update(added=[describe(found.files[path_b], ("sha256",), False)])
+    index.update(removed=[path_a])
+    assert index.total_size == os.path.getsize(path_b) + os.path.getsize(first / "dup-1.0.tar.gz")

@@ -182,6 +182,7 @@ class PackageIndex:
         self.files_by_name: dict[str, DistributionFile] = {}
         self._shadowed: dict[str, list[DistributionFile]] = {}
         self.serial = 0
+        self.total_size = 0
         self._pages: dict[object, Page] = {}
         self._listeners: list[Callable[[], None]] = []
 
@@ -255,6 +256,7 @@ class PackageIndex:
 
     def _serve(self, dist: DistributionFile) -> None:
         self.files_by_name[dist.filename] = dist
+        self.total_size += dist.size
         project = self.projects.get(dist.project)
         if project is None:
             project = self.projects[dist.project] = Project(dist.project)
@@ -268,6 +270,7 @@ class PackageIndex:
             project = self.projects[dist.project]
             del project.files[dist.filename]
             del self.files_by_name[dist.filename]
+            self.total_size -= dist.size
             if not project.files:
                 del self.projects[dist.project]
             if waiting:

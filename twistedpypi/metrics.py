@@ -104,11 +104,10 @@ def render_prometheus(
             out.append(_line(name, f'kind="{kind}"', getattr(upstream, attribute, 0)))
     out.append(_header("twistedpypi_upstream_errors_total", "counter", "Upstream requests that failed or timed out."))
     out.append(_line("twistedpypi_upstream_errors_total", "", getattr(upstream, "errors", 0)))
-    sizes = sum(dist.size for dist in index.files_by_name.values())
     for name, help_text, value in (
         ("twistedpypi_projects", "Projects in the index.", len(index.projects)),
         ("twistedpypi_files", "Distribution files in the index.", len(index.files_by_name)),
-        ("twistedpypi_files_bytes", "Total size of the distribution files in the index.", sizes),
+        ("twistedpypi_files_bytes", "Total size of the distribution files in the index.", index.total_size),
         ("twistedpypi_index_serial", "Changes applied to the index since start.", index.serial),
         ("twistedpypi_start_time_seconds", "When the server started, in seconds since the epoch.", metrics.started),
     ):
