@@ -205,7 +205,12 @@ def makeService(options: Options) -> service.IService:
     from twistedpypi.watch import PackageWatcher
     from twistedpypi.web.site import make_site
 
+    from twistedpypi.storage import remove_stale_uploads
+
     config = options.config()
+    # Before listening: the leftovers of uploads a killed server was taking.
+    for path in remove_stale_uploads(config.upload_directory):
+        log.info("deleted an unfinished upload: {path}", path=path)
     top = service.MultiService()
     index = PackageIndex()
     watcher = PackageWatcher(index, config.directories, config.hash_algorithms)
