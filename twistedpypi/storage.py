@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import Iterable
 
 from twistedpypi.distfile import DistributionName, normalize_name, parse_filename
 from twistedpypi.index import DistributionFile
@@ -176,6 +177,21 @@ UPLOAD_PREFIX = ".upload-"
 """Temporary upload files start so: hidden, so scans and watchers skip them."""
 
 
+def new_hash(name: str):
+    """
+    A hasher by the names uploads use: C{md5}, C{sha256}, C{blake2_256}
+    (BLAKE2b, 32 bytes) and C{blake2_512} (what the stdlib distutils sends
+    as its "blake2_256" digest).
+    """
+    if name == "md5":
+        return hashlib.md5(usedforsecurity=False)
+    if name == "blake2_256":
+        return hashlib.blake2b(digest_size=32)
+    if name == "blake2_512":
+        return hashlib.blake2b()
+    return hashlib.new(name)
+
+
 _UMASK: list[int] = []
 
 
@@ -199,7 +215,7 @@ class TemporaryUpload:
     every method in a thread, one at a time.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, algorithms: Iterable[str] = ("sha256",)) -> None:
         import tempfile
 
         fd, self.path = tempfile.mkstemp(
@@ -209,11 +225,7 @@ class TemporaryUpload:
         # as any file this process creates.
         os.fchmod(fd, 0o666 & ~_umask())
         self._stream = os.fdopen(fd, "wb")
-        self._hashers = {
-            "md5": hashlib.md5(usedforsecurity=False),
-            "sha256": hashlib.sha256(),
-            "blake2_256": hashlib.blake2b(digest_size=32),
-        }
+        self._hashers = {name: new_hash(name) for name in {"sha256", *algorithms}}
         self.size = 0
 
     def write(self, data: bytes) -> None:
@@ -223,16 +235,29 @@ class TemporaryUpload:
             hasher.update(data)
         self.size += len(data)
 
-    def finish(self) -> dict[str, str]:
+    def finish(self, wanted: Iterable[str] = ()) -> dict[str, str]:
         """
         Flush the file to disk (fsync) and close it.
 
-        @return: its hex digests: C{md5}, C{sha256} and C{blake2_256}.
+        @param wanted: digests needed besides those computed while writing
+            (a client may send its digests after the file): the file is
+            read again for them.
+        @return: hex digests by name: C{sha256}, and every one asked for
+            (see L{new_hash}).
         """
         self._stream.flush()
         os.fsync(self._stream.fileno())
         self._stream.close()
-        return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
+        digests = {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
+        missing = [name for name in wanted if name not in digests]
+        if missing:
+            hashers = {name: new_hash(name) for name in missing}
+            with open(self.path, "rb") as stream:
+                while chunk := stream.read(_CHUNK):
+                    for hasher in hashers.values():
+                        hasher.update(chunk)
+            digests.update((name, hasher.hexdigest()) for name, hasher in hashers.items())
+        return digests
 
     def discard(self) -> None:
         """Close and delete the file, if it is still there."""

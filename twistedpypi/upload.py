@@ -435,17 +435,36 @@ def check_upload(form: UploadForm) -> DistributionName:
     return dist
 
 
+def sent_digests(form: UploadForm) -> dict[str, str]:
+    """
+    The digests the form sent, as {field name: hash name} (hash names as in
+    L{twistedpypi.storage.new_hash}).
+
+    The stdlib distutils' C{upload} sends a 64-byte BLAKE2b as
+    C{blake2_256_digest}; its length gives it away.
+    """
+    sent = {}
+    for field_name, algorithm in DIGEST_FIELDS.items():
+        value = form.fields.get(field_name, "").strip()
+        if not value:
+            continue
+        if algorithm == "blake2_256" and len(value) == 128:
+            algorithm = "blake2_512"
+        sent[field_name] = algorithm
+    return sent
+
+
 def check_digests(form: UploadForm, digests: dict[str, str]) -> None:
     """
     Check every digest the form sent against the file as received.
 
-    @param digests: hex digests of the received file, by the names in
-        L{DIGEST_FIELDS}' values.
+    @param digests: hex digests of the received file by hash name; has
+        every one L{sent_digests} names.
     @raise UploadRejected: a digest does not match.
     """
-    for field_name, algorithm in DIGEST_FIELDS.items():
-        sent = form.fields.get(field_name, "").strip().lower()
-        if sent and sent != digests[algorithm]:
+    for field_name, algorithm in sent_digests(form).items():
+        sent = form.fields[field_name].strip().lower()
+        if sent != digests[algorithm]:
             raise UploadRejected(
                 400,
                 f"{field_name} does not match the file received: it was damaged"

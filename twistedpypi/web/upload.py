@@ -40,6 +40,7 @@ from twistedpypi.upload import (
     check_digests,
     check_filename,
     check_upload,
+    sent_digests,
 )
 from twistedpypi.web.guard import authorize_request
 from twistedpypi.web.respond import error_page
@@ -67,7 +68,7 @@ class SpoolWriter:
     have caught up.
     """
 
-    def __init__(self, directory: str, pause, resume) -> None:
+    def __init__(self, directory: str, algorithms: tuple[str, ...], pause, resume) -> None:
         self._pause = pause
         self._resume = resume
         self._paused = False
@@ -79,10 +80,10 @@ class SpoolWriter:
         self.file: TemporaryUpload | None = None
         self._tail: Deferred[None] = Deferred()
         self._tail.callback(None)
-        self._then(self._create, directory).addErrback(lambda _: None)
+        self._then(self._create, directory, algorithms).addErrback(lambda _: None)
 
-    def _create(self, directory: str) -> None:
-        self.file = TemporaryUpload(directory)
+    def _create(self, directory: str, algorithms: tuple[str, ...]) -> None:
+        self.file = TemporaryUpload(directory, algorithms)
 
     def _then(self, function, *args) -> Deferred:
         """Run C{function} in a thread after every operation before it."""
@@ -133,13 +134,14 @@ class SpoolWriter:
 
         self._then(lambda: self.file.write(data)).addBoth(written)
 
-    def finish(self) -> Deferred[dict[str, str]]:
+    def finish(self, wanted: tuple[str, ...] = ()) -> Deferred[dict[str, str]]:
         """
-        Write what is left and fsync: fires with the file's digests.
+        Write what is left and fsync: fires with the file's digests
+        (C{sha256} and C{wanted}).
         """
         self._flush()
         self._closed = True
-        return self._then(lambda: self.file.finish())
+        return self._then(lambda: self.file.finish(wanted))
 
     def discard(self) -> Deferred[None]:
         """
@@ -235,7 +237,11 @@ class UploadReceiver:
         check_filename(filename)
         if not self.receiving:
             return
-        self.writer = SpoolWriter(self.uploads.config.upload_directory, self._pause, self._resume)
+        # Digests sent before the file are computed as it is written.
+        algorithms = tuple(sent_digests(self.form).values())
+        self.writer = SpoolWriter(
+            self.uploads.config.upload_directory, algorithms, self._pause, self._resume
+        )
 
     def write(self, data: bytes) -> None:
         if self.form.content_size > self.uploads.config.max_upload_size:
@@ -352,7 +358,7 @@ class Uploads(Resource):
             raise UploadRejected(413, _too_large(self.config.max_upload_size))
         writer = receiver.writer
         try:
-            digests = await writer.finish()
+            digests = await writer.finish(tuple(sent_digests(form).values()))
         except OSError as error:
             log.error("cannot write an upload: {error}", error=error)
             raise UploadRejected(507, f"the server could not store the file: {error.strerror}") from None
