@@ -169,10 +169,13 @@ class UploadReceiver:
     Receives the body of one upload request as it streams in: parses it,
     keeps the small fields, spools the file to disk.
 
-    Nothing is written when the request is refused before the file starts
-    (no or wrong credentials, uploads disabled): the body is read and
-    dropped.  Any problem found while streaming is kept and answered once
-    the body is complete, in L{Uploads}.
+    Nothing reaches the disk before the credentials are checked (which
+    starts as soon as the headers are in): until then the file's first
+    bytes wait in memory, and past L{HIGH_WATER} the client is paused.
+    A refused request (no or wrong credentials, uploads disabled) has its
+    body read and dropped, and the guard answers 401 or 403.  Any other
+    problem found while streaming is kept and answered, once the body is
+    complete, by L{Uploads}.
     """
 
     def __init__(self, uploads: "Uploads", request: Request, boundary: bytes, pause, resume) -> None:
@@ -184,15 +187,30 @@ class UploadReceiver:
         self.writer: SpoolWriter | None = None
         self._pause = pause
         self._resume = resume
+        self._allowed: bool | None = None
         self._refused = False
         self._discarded = False
+        self._content_open = False
+        self._early: list[bytes] = []
+        self._early_size = 0
+        self._paused = False
         authorize_request(uploads.policy, request, UPDATE).addCallback(self._verdict)
 
     def _verdict(self, verdict: Verdict) -> None:
-        # Refused: stop writing right away; the guard answers 401/403.
-        if verdict is not Verdict.ALLOWED:
+        early, self._early, self._early_size = self._early, [], 0
+        if verdict is Verdict.ALLOWED:
+            self._allowed = True
+            if self._content_open and self.receiving:
+                self._start_writer()
+                for data in early:
+                    self.writer.write(data)
+        else:
+            self._allowed = False
             self._refused = True
             self.discard()
+        if self._paused:
+            self._paused = False
+            self._resume()
 
     @property
     def receiving(self) -> bool:
@@ -224,12 +242,20 @@ class UploadReceiver:
         self.discard()
 
     def discard(self) -> Deferred[None] | None:
-        """Delete the temporary file, if any (idempotent)."""
+        """Drop what was received and delete the temporary file (idempotent)."""
         self._discarded = True
+        self._early, self._early_size = [], 0
         if self.writer is None:
             return None
         writer, self.writer = self.writer, None
         return writer.discard()
+
+    def _start_writer(self) -> None:
+        # Digests sent before the file are computed as it is written.
+        algorithms = tuple(sent_digests(self.form).values())
+        self.writer = SpoolWriter(
+            self.uploads.config.upload_directory, algorithms, self._pause, self._resume
+        )
 
     # ContentSink
 
@@ -237,17 +263,21 @@ class UploadReceiver:
         check_filename(filename)
         if not self.receiving:
             return
-        # Digests sent before the file are computed as it is written.
-        algorithms = tuple(sent_digests(self.form).values())
-        self.writer = SpoolWriter(
-            self.uploads.config.upload_directory, algorithms, self._pause, self._resume
-        )
+        self._content_open = True
+        if self._allowed:
+            self._start_writer()
 
     def write(self, data: bytes) -> None:
         if self.form.content_size > self.uploads.config.max_upload_size:
             raise UploadRejected(413, _too_large(self.uploads.config.max_upload_size))
         if self.writer is not None:
             self.writer.write(data)
+        elif self._allowed is None:
+            self._early.append(data)
+            self._early_size += len(data)
+            if self._early_size >= HIGH_WATER and not self._paused:
+                self._paused = True
+                self._pause()
 
     def close(self) -> None:
         pass
