@@ -428,3 +428,29 @@ def test_a_server_killed_mid_upload_leaves_no_partial_file_after_restart(start_s
     again = start_server("-P", str(htpasswd), "--disable-fallback", str(packages))
     assert listing(packages) == []
     assert fetch(again.url + "/simple/demo/")[0] == 404
+
+
+def test_a_server_stopped_mid_upload_deletes_the_partial_file(start_server, packages, tmp_path):
+    htpasswd = make_htpasswd(tmp_path / "htpasswd", "-s")
+    server = start_server("-P", str(htpasswd), "--disable-fallback", str(packages))
+    body = upload_form("demo-1.0.tar.gz", os.urandom(4 * 1024 * 1024))
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(
+            (
+                "POST / HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+                f"Authorization: {auth_header()}\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body[: len(body) // 2]
+        )
+        assert wait_for(lambda: listing(packages))
+        server.stop()  # SIGTERM
+    assert listing(packages) == []
+
+
+def test_an_upload_with_attestations_is_accepted_and_they_are_ignored(protected_server, packages):
+    filename, data = _data()
+    body = upload_form(filename, data, attestations='[{"version": 1, "envelope": {}}]')
+    status, _, text, _ = post(protected_server, body)
+    assert status == 200, text
+    assert listing(packages) == [filename]

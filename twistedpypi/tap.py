@@ -204,6 +204,7 @@ def makeService(options: Options) -> service.IService:
     from twistedpypi.index import PackageIndex
     from twistedpypi.watch import PackageWatcher
     from twistedpypi.web.site import make_site
+    from twistedpypi.web.upload import UploadsService
 
     from twistedpypi.storage import remove_stale_uploads
 
@@ -216,5 +217,6 @@ def makeService(options: Options) -> service.IService:
     watcher = PackageWatcher(index, config.directories, config.hash_algorithms)
     watcher.setServiceParent(top)
     site = make_site(config, index, watcher)
+    UploadsService(site.uploads).setServiceParent(top)
     strports.service(options["endpoint"], site).setServiceParent(top)
     return top

@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from urllib.parse import parse_qsl
 
-from twisted.internet.defer import Deferred
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -194,6 +195,7 @@ class UploadReceiver:
         self._early: list[bytes] = []
         self._early_size = 0
         self._paused = False
+        self.handling = False
         authorize_request(uploads.policy, request, UPDATE).addCallback(self._verdict)
 
     def _verdict(self, verdict: Verdict) -> None:
@@ -246,9 +248,10 @@ class UploadReceiver:
         self._discarded = True
         self._early, self._early_size = [], 0
         if self.writer is None:
+            self.uploads.forget(self)
             return None
         writer, self.writer = self.writer, None
-        return writer.discard()
+        return writer.discard().addBoth(lambda _: self.uploads.forget(self))
 
     def _start_writer(self) -> None:
         # Digests sent before the file are computed as it is written.
@@ -306,10 +309,31 @@ class Uploads(Resource):
         self.index = index
         self.watcher = watcher
         self.policy = policy
+        self._receivers: set[UploadReceiver] = set()
+        self._handling: set[Deferred] = set()
 
     def receiver(self, request: Request, boundary: bytes, pause, resume) -> UploadReceiver:
         """A receiver for the streaming body of C{request}."""
-        return UploadReceiver(self, request, boundary, pause, resume)
+        receiver = UploadReceiver(self, request, boundary, pause, resume)
+        self._receivers.add(receiver)
+        return receiver
+
+    def forget(self, receiver: UploadReceiver) -> None:
+        """A receiver is done: its temporary file is stored or deleted."""
+        self._receivers.discard(receiver)
+
+    def stop(self) -> Deferred:
+        """
+        Let the uploads being stored finish, and delete the temporary files
+        of those still arriving (their clients are about to be cut off).
+        """
+        waiting = [d for d in (r.discard() for r in list(self._receivers) if not r.handling) if d]
+        handling: list[Deferred] = []
+        for d in list(self._handling):
+            waiter: Deferred = Deferred()
+            d.addBoth(lambda result, waiter=waiter: (waiter.callback(None), result)[1])
+            handling.append(waiter)
+        return DeferredList(waiting + handling, consumeErrors=True)
 
     def render_POST(self, request: Request) -> int:
         def answer(result: tuple[int, str]) -> None:
@@ -330,7 +354,12 @@ class Uploads(Resource):
 
         gone: list[bool] = []
         request.notifyFinish().addBoth(lambda _: gone.append(True))
+        receiver = getattr(request, "upload", None)
+        if receiver is not None:
+            receiver.handling = True
         d = Deferred.fromCoroutine(self._handle(request))
+        self._handling.add(d)
+        d.addBoth(lambda result: (self._handling.discard(d), result)[1])
         d.addCallback(lambda result: None if gone else answer(result))
         d.addErrback(lambda failure: None if gone else failed(failure))
         return NOT_DONE_YET
@@ -445,3 +474,17 @@ class Uploads(Resource):
             files=", ".join(os.path.basename(p) for p in removed),
         )
         return 200, f"removed {len(paths)} file(s) of {name} {version}"
+
+
+class UploadsService(Service):
+    """
+    Stopping the server waits for the uploads being stored, and deletes
+    the temporary files of those cut off.
+    """
+
+    def __init__(self, uploads: Uploads) -> None:
+        self.uploads = uploads
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        return self.uploads.stop()
