@@ -337,6 +337,16 @@ def test_an_upload_larger_than_the_limit_is_refused_before_its_body(start_server
     big = os.urandom(300 * 1024)
     status, _, text, _ = post(server, upload_form("demo-1.0.tar.gz", big))
     assert status == 413
+    # The same without a length (chunked): refused as it crosses the limit.
+    body = upload_form("demo-1.0.tar.gz", big)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request(
+        "POST", "/", body=iter([body[i : i + 8192] for i in range(0, len(body), 8192)]), encode_chunked=True,
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "Authorization": auth_header()},
+    )
+    response = connection.getresponse()
+    assert response.status == 413
+    connection.close()
     time.sleep(0.2)
     assert listing(packages) == []
 
