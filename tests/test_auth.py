@@ -171,3 +171,27 @@ async def test_only_the_protected_actions_are_guarded(packages, tmp_path, loopba
     assert (await server.get("/simple/demo/")).code == 200
     assert (await server.get("/packages/")).code == 200
     assert (await server.get("/packages/demo-1.0-py3-none-any.whl")).code == 401
+
+
+@pytest_twisted.ensureDeferred
+async def test_xmlrpc_posted_to_the_root_reaches_rpc2_behind_the_list_guard(packages, tmp_path, loopback):
+    from twisted.web import xmlrpc
+
+    class Search(xmlrpc.XMLRPC):
+        def xmlrpc_search(self, spec, operator="and"):
+            return [{"name": "demo", "version": "1.0", "summary": ""}]
+
+    path = tmp_path / "htpasswd"
+    path.write_text("alice:plain-pw\n")
+    config = config_for(packages, passwords=str(path), authenticate=frozenset({"update", "list"}))
+    root = Root(config, index_directory(packages))
+    root.putChild(b"RPC2", Search())
+    server = loopback(root)
+    call = b"<?xml version='1.0'?><methodCall><methodName>search</methodName><params><param><value><struct></struct></value></param></params></methodCall>"
+    headers = {b"content-type": [b"text/xml"]}
+    response = await treq.post(server.base + "/", data=call, headers=headers, persistent=False)
+    assert response.code == 401
+    headers[b"authorization"] = [basic("alice", "plain-pw")]
+    response = await treq.post(server.base + "/", data=call, headers=headers, persistent=False)
+    assert response.code == 200
+    assert b"<string>demo</string>" in await response.content()
