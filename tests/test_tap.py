@@ -75,3 +75,10 @@ def test_sizes():
     assert parse_size("100M") == 100 * 1024**2
     assert parse_size("2G") == 2 * 1024**3
     assert parse_size("1.5KiB") == 1536
+
+
+def test_a_password_file_that_is_not_htpasswd_is_refused_at_start(tmp_path):
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("this is not\nan htpasswd file\n")
+    with pytest.raises(usage.UsageError, match="not an htpasswd file"):
+        parse("-P", str(htpasswd), str(tmp_path / "packages"))

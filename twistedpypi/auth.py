@@ -86,6 +86,11 @@ class HtpasswdChecker:
             self._file, self._stamp = htpasswd, stamp
         return self._file
 
+    def load(self) -> None:
+        """Read the file now if it changed since last read.  Blocking."""
+        with self._lock:
+            self._current()
+
     def check_password(self, username: str, password: str) -> bool:
         """
         Whether the password is right for the user.  Blocking (bcrypt is
@@ -168,7 +173,12 @@ class AccessPolicy:
     @classmethod
     def from_config(cls, config) -> "AccessPolicy":
         """The policy of a L{twistedpypi.config.Config}."""
-        checker = HtpasswdChecker(config.passwords) if config.passwords else None
+        checker = None
+        if config.passwords:
+            checker = HtpasswdChecker(config.passwords)
+            # Read it now, at start-up: a broken file shows at once, and the
+            # first request does not pay for importing passlib.
+            checker.load()
         return cls(config.authenticate, checker)
 
     def needs_password(self, action: str) -> bool:

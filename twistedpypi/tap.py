@@ -156,6 +156,15 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     f"cannot read the password file {passwords}: {error.strerror}"
                 ) from None
+            from twistedpypi.auth import HtpasswdChecker
+
+            try:
+                HtpasswdChecker(passwords).load()
+            except ValueError as error:
+                raise usage.UsageError(
+                    f"the password file {passwords} is not an htpasswd file ({error});"
+                    " create it with: htpasswd -c -B FILE USER"
+                ) from None
             if not actions:
                 raise usage.UsageError(
                     "a password file was given but -a protects nothing; "

@@ -196,7 +196,11 @@ class UploadReceiver:
         self._early_size = 0
         self._paused = False
         self.handling = False
-        authorize_request(uploads.policy, request, UPDATE).addCallback(self._verdict)
+        # A check that fails (an unreadable password file) refuses: the
+        # guard reports the failure once the body is in.
+        authorize_request(uploads.policy, request, UPDATE).addCallbacks(
+            self._verdict, lambda _: self._verdict(Verdict.WRONG_CREDENTIALS)
+        )
 
     def _verdict(self, verdict: Verdict) -> None:
         early, self._early, self._early_size = self._early, [], 0
