@@ -43,7 +43,6 @@ def test_pip_search_with_the_bare_server_url_as_pypiserver_documents(catalogue, 
     assert "Demo_Pkg (1.1)" in pip_search(server.url, "demo")
 
 
-@pytest.mark.xfail(reason="POST / with text/xml is dispatched to RPC2 by the uploads branch", strict=False)
 def test_pip_search_with_the_root_url_and_its_slash(catalogue, start_server):
     server = start_server("-P", ".", "-a", ".", "--disable-fallback", str(catalogue))
     assert "Demo_Pkg (1.1)" in pip_search(server.url + "/", "demo")

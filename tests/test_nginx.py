@@ -138,7 +138,6 @@ def test_absolute_urls_through_nginx_name_the_public_address_and_prefix(app_and_
     assert re.search(r"^lib \(1\.0\)\s+- A library$", pip_search(public + "/RPC2", "librar"), re.M)
 
 
-@pytest.mark.xfail(reason="uploads not merged yet", strict=False)
 def test_twine_uploads_through_nginx_and_pip_installs_the_upload(packages, behind_nginx, tmp_path):
     _, proxy = behind_nginx
     dist = tmp_path / "dist"

@@ -83,3 +83,10 @@ def test_header_timeout_is_a_positive_number_of_seconds(tmp_path):
     for bad in ("0", "-1", "soon"):
         with pytest.raises(usage.UsageError, match="--header-timeout"):
             parse("--header-timeout", bad, str(tmp_path))
+
+
+def test_a_password_file_that_is_not_htpasswd_is_refused_at_start(tmp_path):
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("this is not\nan htpasswd file\n")
+    with pytest.raises(usage.UsageError, match="not an htpasswd file"):
+        parse("-P", str(htpasswd), str(tmp_path / "packages"))

@@ -195,6 +195,15 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     f"cannot read the password file {passwords}: {error.strerror}"
                 ) from None
+            from twistedpypi.auth import HtpasswdChecker
+
+            try:
+                HtpasswdChecker(passwords).load()
+            except ValueError as error:
+                raise usage.UsageError(
+                    f"the password file {passwords} is not an htpasswd file ({error});"
+                    " create it with: htpasswd -c -B FILE USER"
+                ) from None
             if not actions:
                 raise usage.UsageError(
                     "a password file was given but -a protects nothing; "
@@ -279,8 +288,14 @@ def makeService(options: Options) -> service.IService:
     from twistedpypi.listen import ListeningService
     from twistedpypi.watch import PackageWatcher
     from twistedpypi.web.site import make_site
+    from twistedpypi.web.upload import UploadsService
+
+    from twistedpypi.storage import remove_stale_uploads
 
     config = options.config()
+    # Before listening: the leftovers of uploads a killed server was taking.
+    for path in remove_stale_uploads(config.upload_directory):
+        log.info("deleted an unfinished upload: {path}", path=path)
     top = service.MultiService()
     index = PackageIndex()
     watcher = PackageWatcher(
@@ -305,6 +320,7 @@ def makeService(options: Options) -> service.IService:
         workers=options["workers"],
         worker_arguments=worker_arguments(options["arguments"]),
     ).setServiceParent(top)
+    UploadsService(site.uploads).setServiceParent(top)
     # On stop, the port closes while this waits for requests in flight.
     DrainService(site.in_flight, site.open_connections).setServiceParent(top)
     exit_cleanly_on_sigterm()

@@ -1,0 +1,124 @@
+"""
+The guard in front of protected resources: it asks the access policy about
+the request (the password is checked in a thread), then renders the
+resource, or answers 401 with C{WWW-Authenticate}, or 403.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource, getChildForRequest
+from twisted.web.server import NOT_DONE_YET, Request
+
+from twistedpypi.auth import REALM, AccessPolicy, Verdict
+from twistedpypi.web.respond import error_page
+
+log = Logger()
+
+_VERDICTS = "_twistedpypi_verdicts"
+
+
+def authorize_request(policy: AccessPolicy, request: Request, action: str) -> Deferred[Verdict]:
+    """
+    The policy's verdict on a request for an action, checked once per
+    request and action however many times it is asked (an upload's
+    credentials are checked as soon as its headers arrive, while the body
+    is still streaming in, and again by the guard).
+    """
+    verdicts = request.__dict__.setdefault(_VERDICTS, {})
+    entry = verdicts.get(action)
+    if entry is None:
+        entry = verdicts[action] = {"waiting": [], "verdict": None}
+
+        def decided(verdict: Verdict) -> None:
+            entry["verdict"] = verdict
+            waiting, entry["waiting"] = entry["waiting"], []
+            for waiter in waiting:
+                waiter.callback(verdict)
+
+        def failed(failure: Failure) -> None:
+            entry["verdict"] = failure
+            waiting, entry["waiting"] = entry["waiting"], []
+            for waiter in waiting:
+                waiter.errback(failure)
+
+        # Register before starting: the answer may already be known.
+        result: Deferred[Verdict] = Deferred()
+        entry["waiting"].append(result)
+        policy.authorize(action, request.getHeader(b"authorization")).addCallbacks(decided, failed)
+        return result
+    if entry["verdict"] is None:
+        result = Deferred()
+        entry["waiting"].append(result)
+        return result
+    if isinstance(entry["verdict"], Failure):
+        return fail(entry["verdict"])
+    return succeed(entry["verdict"])
+
+
+def refuse(request: Request, verdict: Verdict, action: str) -> bytes:
+    """
+    Answer a request the policy refused: 401 with a C{WWW-Authenticate}
+    challenge, or 403 when the action is disabled.
+    """
+    if verdict is Verdict.DISABLED:
+        return error_page(
+            request,
+            403,
+            "uploads are disabled: start the server with a password file"
+            " (-P htpasswd) to accept authenticated uploads, or with -P . -a . for an open server",
+        )
+    request.setHeader(b"www-authenticate", f'Basic realm="{REALM}"'.encode("ascii"))
+    if verdict is Verdict.NO_CREDENTIALS:
+        reason = f"authentication required to {_VERBS.get(action, action)}: send a user name and password"
+    else:
+        reason = "wrong user name or password"
+    return error_page(request, 401, reason)
+
+
+_VERBS = {"update": "upload or remove", "download": "download files", "list": "list packages"}
+
+
+class Guard(Resource):
+    """
+    Wraps a resource with the password check for one action.
+
+    The wrapped resource is looked up and rendered as usual once the verdict
+    is in, from the same place in the path (the guard is a leaf, so
+    C{request.postpath} is still what the resource expects).
+    """
+
+    isLeaf = True
+
+    def __init__(self, resource: Resource, action: str, policy: AccessPolicy) -> None:
+        super().__init__()
+        self.resource = resource
+        self.action = action
+        self.policy = policy
+
+    def render(self, request: Request) -> bytes | int:
+        gone: list[bool] = []
+        request.notifyFinish().addBoth(lambda _: gone.append(True))
+        d = authorize_request(self.policy, request, self.action)
+
+        def decided(verdict: Verdict) -> None:
+            if gone:
+                return
+            if verdict is not Verdict.ALLOWED:
+                body = refuse(request, verdict, self.action)
+                request.setHeader(b"content-length", b"%d" % len(body))
+                if request.method != b"HEAD":
+                    request.write(body)
+                request.finish()
+                return
+            request.render(getChildForRequest(self.resource, request))
+
+        def failed(failure: Failure) -> None:
+            log.failure("checking credentials failed", failure)
+            if not gone:
+                request.processingFailed(failure)
+
+        d.addCallback(decided).addErrback(failed)
+        return NOT_DONE_YET
