@@ -271,6 +271,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def _size(megabytes: int) -> str:
+    """A size in MB as a row label says it: "250 MB", "1 GB"."""
     return f"{megabytes / 1000:g} GB" if megabytes >= 1000 else f"{megabytes} MB"
 
 
