@@ -5,9 +5,24 @@ C{twistd pypi} server started as a subprocess.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.server import ServerProcess
+
+
+def pytest_configure(config):
+    """
+    The pip and uv the tests run ask only the servers the tests start: no
+    configured extra index, find-links or constraints of this machine, which
+    could answer for a test's package names in their stead.
+    """
+    os.environ["PIP_CONFIG_FILE"] = os.devnull
+    os.environ["UV_NO_CONFIG"] = "1"
+    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "PIP_CONSTRAINT",
+                 "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_INDEX", "UV_DEFAULT_INDEX"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture
