@@ -13,6 +13,7 @@ import os
 import pytest
 
 from tests.distributions import wheel_bytes, write
+from tests.test_e2e_upload import BOUNDARY, upload_form
 
 USER, PASSWORD = "alice", "s3cret-pass"
 WHEEL = "demo-1.0-py3-none-any.whl"
@@ -74,6 +75,7 @@ def locked(start_server, packages, tmp_path):
     htpasswd.write_text(sha1_entry(USER, PASSWORD))
     server = start_server("-P", str(htpasswd), "-a", "update,download,list", "--disable-fallback", str(packages))
     server.htpasswd = htpasswd
+    server.packages = packages
     server.wheel = open(wheel, "rb").read()
     return server
 
@@ -118,6 +120,12 @@ def test_a_removed_password_file_refuses_until_restored_and_is_logged(locked):
         assert status == 503, (method, path, status)
         assert b"demo" not in text
         assert method == "HEAD" or b"password file" in text
+    # Nor is an upload taken.
+    before = sorted(os.listdir(locked.packages))
+    body = upload_form(*wheel_bytes("demo", "2.0"), version="2.0")
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    assert request(locked, "POST", "/", headers, body, alice)[0] == 503
+    assert sorted(os.listdir(locked.packages)) == before
     assert request(locked, "GET", "/health")[0] == 200
     assert "cannot read the password file" in locked.log()
     assert PASSWORD not in locked.log()
