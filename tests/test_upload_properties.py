@@ -126,7 +126,7 @@ def build(boundary, fields, small_files, with_content, filename, data):
     return body, fields, files
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(forms, st.lists(st.integers(min_value=0), max_size=12))
 def test_a_generated_form_round_trips_however_it_is_split(form, cuts):
     boundary = form[0]
@@ -148,7 +148,7 @@ PADDED = b"--b" + b" " * (MAX_BOUNDARY_LINE + 40) + b'\r\nContent-Disposition: f
 LONG_HEADERS = b"--b\r\nContent-Disposition: form-data; name=a\r\nX: " + b"x" * (MAX_PART_HEADERS - 43) + b"\r\n\r\nv\r\n--b--\r\n"
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(boundaries, st.binary(max_size=2000), st.lists(st.integers(min_value=0), max_size=12))
 # Found by hand: padding after a boundary, and headers just at the bound,
 # were accepted whole and refused when split before the line break.
@@ -183,7 +183,7 @@ def mutate(body: bytes, damages, boundary: bytes) -> bytes:
     return body
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(forms, damage, st.lists(st.integers(min_value=0), max_size=8))
 def test_a_damaged_form_is_read_or_refused_never_a_crash_and_the_same_however_split(form, damages, cuts):
     boundary = form[0]
