@@ -6,6 +6,7 @@ disk.  Loopback only.
 """
 
 import base64
+import hashlib
 import http.client
 import os
 import shutil
@@ -419,7 +420,15 @@ def test_a_client_that_disconnects_mid_upload_leaves_no_file(protected_server, p
 def test_a_server_killed_mid_upload_leaves_no_partial_file_after_restart(start_server, packages, tmp_path):
     htpasswd = make_htpasswd(tmp_path / "htpasswd", "-s")
     server = start_server("-P", str(htpasswd), "--disable-fallback", str(packages))
-    body = upload_form("demo-1.0.tar.gz", os.urandom(4 * 1024 * 1024))
+    # Earlier uploads, and a file put there by hand: all must survive.
+    earlier = {}
+    for built in (wheel_bytes("demo", "0.9"), sdist_bytes("demo", "0.9"), wheel_bytes("other", "2.0")):
+        version = built[0].split("-")[1].removesuffix(".tar.gz")
+        assert post(server, upload_form(*built, name=built[0].split("-")[0], version=version))[0] == 200
+        earlier[built[0]] = built[1]
+    earlier[write(packages, wheel_bytes("manual", "1.0")).rsplit("/", 1)[1]] = wheel_bytes("manual", "1.0")[1]
+    data = os.urandom(16 * 1024 * 1024)
+    body = upload_form("demo-1.0.tar.gz", data)
     with socket.create_connection(("127.0.0.1", server.port)) as connection:
         connection.sendall(
             (
@@ -427,16 +436,36 @@ def test_a_server_killed_mid_upload_leaves_no_partial_file_after_restart(start_s
                 f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
                 f"Authorization: {auth_header()}\r\nContent-Length: {len(body)}\r\n\r\n"
             ).encode()
-            + body[: len(body) // 2]
         )
-        assert wait_for(lambda: listing(packages))
+        # Stream the body, and kill the server once a good part of it is on
+        # disk, while the rest is still arriving.
+        sent = 0
+        while sent < len(body) // 2:
+            connection.sendall(body[sent : sent + 256 * 1024])
+            sent += 256 * 1024
+
+        def temporary_size():
+            temporary = [name for name in listing(packages) if name.startswith(".upload-")]
+            return os.path.getsize(packages / temporary[0]) if temporary else 0
+
+        assert wait_for(lambda: temporary_size() >= 2 * 1024 * 1024)
         server.process.kill()
         server.process.wait()
-    leftovers = listing(packages)
-    assert all(name.startswith(".upload-") for name in leftovers)
+    leftovers = set(listing(packages)) - set(earlier)
+    assert leftovers and all(name.startswith(".upload-") for name in leftovers)
     again = start_server("-P", str(htpasswd), "--disable-fallback", str(packages))
-    assert listing(packages) == []
-    assert fetch(again.url + "/simple/demo/")[0] == 404
+    assert listing(packages) == sorted(earlier)
+    assert "deleted an unfinished upload" in again.log()
+    page = fetch(again.url + "/simple/demo/")[1].decode()
+    assert "demo-1.0" not in page
+    for filename, content in earlier.items():
+        if filename.startswith("demo-"):
+            assert f"{filename}#sha256={hashlib.sha256(content).hexdigest()}" in page
+        assert (packages / filename).read_bytes() == content
+        assert fetch(again.url + "/packages/" + filename) == (200, content)
+    # The killed upload, sent again, is taken whole.
+    assert post(again, body)[0] == 200
+    assert (packages / "demo-1.0.tar.gz").read_bytes() == data
 
 
 def test_a_server_stopped_mid_upload_deletes_the_partial_file(start_server, packages, tmp_path):

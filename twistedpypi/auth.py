@@ -34,6 +34,14 @@ REALM = "twistedpypi"
 UPDATE, DOWNLOAD, LIST = "update", "download", "list"
 
 
+class PasswordFileUnavailable(Exception):
+    """
+    The password file cannot be read (it was removed, or is broken): no
+    password can be checked, so every protected action is refused until it
+    is back.
+    """
+
+
 @implementer(ICredentialsChecker)
 class HtpasswdChecker:
     """
@@ -42,7 +50,14 @@ class HtpasswdChecker:
     (C{-B}), SHA-1 (C{-s}), crypt (C{-d}) and plain text (C{-p}).
 
     The file is read again when its modification time, size or inode
-    changes, so users can be added without a restart.
+    changes, so users can be added, and the file replaced, without a
+    restart.  If it goes missing or cannot be read, every check fails with
+    L{PasswordFileUnavailable} until it is back: a server never becomes
+    open by losing its password file.
+
+    A user name the file does not know costs the same time as a wrong
+    password (a password is verified against the file's first entry), so
+    timing does not tell which users exist.
     """
 
     credentialInterfaces = (IUsernamePassword,)
@@ -52,6 +67,8 @@ class HtpasswdChecker:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._file = None
+        self._decoy: str | None = None
+        self._unavailable: str | None = None
 
     def _current(self):
         """The parsed file, read again if it changed.  Blocking."""
@@ -60,30 +77,28 @@ class HtpasswdChecker:
         try:
             stat = os.stat(self.path)
             stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        except OSError as error:
-            if self._file is None:
-                raise
-            log.warn(
-                "cannot read the password file {path}: {error}; using the last version read",
-                path=self.path,
-                error=error.strerror,
-            )
-            return self._file
-        if stamp != self._stamp:
-            try:
+            if stamp != self._stamp:
                 htpasswd = HtpasswdFile(self.path)
-            except (OSError, ValueError) as error:
-                if self._file is None:
-                    raise
-                log.warn(
-                    "cannot read the password file {path}: {error}; using the last version read",
+        except (OSError, ValueError) as error:
+            if self._file is None:
+                raise  # at start-up: a usage error
+            self._stamp = None
+            reason = getattr(error, "strerror", None) or str(error)
+            if self._unavailable is None:
+                log.error(
+                    "cannot read the password file {path}: {error}; refusing every"
+                    " protected action until it is back",
                     path=self.path,
-                    error=error,
+                    error=reason,
                 )
-                return self._file
-            if self._stamp is not None:
+            self._unavailable = reason
+            raise PasswordFileUnavailable(reason) from None
+        if stamp != self._stamp:
+            if self._file is not None:
                 log.info("read the password file {path} again", path=self.path)
-            self._file, self._stamp = htpasswd, stamp
+            users = htpasswd.users()
+            self._decoy = htpasswd.get_hash(users[0]) if users else None
+            self._file, self._stamp, self._unavailable = htpasswd, stamp, None
         return self._file
 
     def load(self) -> None:
@@ -95,14 +110,29 @@ class HtpasswdChecker:
         """
         Whether the password is right for the user.  Blocking (bcrypt is
         slow on purpose): call it in a thread.
+
+        @raise PasswordFileUnavailable: the file is gone or unreadable.
         """
         with self._lock:
             htpasswd = self._current()
+            decoy = self._decoy
+        try:
+            known = htpasswd.get_hash(username) is not None
+        except ValueError:
+            known = False  # a name htpasswd could not hold (a colon, a newline)
+        if not known:
+            # As slow as a wrong password; the answer is no either way.
+            if decoy is not None:
+                try:
+                    htpasswd.context.verify(password, decoy)
+                except ValueError:
+                    pass
+            return False
         try:
             return bool(htpasswd.check_password(username, password))
         except ValueError:
             # An entry passlib cannot read (a hash scheme it does not know).
-            log.warn("the password file has an unreadable entry for {user}", user=username)
+            log.warn("the password file has an unreadable entry for {user!r}", user=username)
             return False
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:
@@ -154,6 +184,7 @@ class Verdict(enum.Enum):
     NO_CREDENTIALS = "no credentials"
     WRONG_CREDENTIALS = "wrong credentials"
     DISABLED = "disabled"
+    UNAVAILABLE = "password file unavailable"
 
 
 class AccessPolicy:
@@ -203,6 +234,8 @@ class AccessPolicy:
             return Verdict.ALLOWED
 
         def refused(failure) -> Verdict:
+            if failure.check(PasswordFileUnavailable):
+                return Verdict.UNAVAILABLE
             failure.trap(UnauthorizedLogin)
             return Verdict.WRONG_CREDENTIALS
 

@@ -33,6 +33,9 @@ MAX_FIELDS_SIZE = 8 * 1024 * 1024
 MAX_PARTS = 1000
 """Parts one form may have."""
 
+MAX_BOUNDARY_LINE = 256
+"""Bytes of padding a boundary line may carry before its line break."""
+
 CONTENT_FIELD = "content"
 
 DIGEST_FIELDS = {
@@ -194,6 +197,11 @@ class MultipartParser:
         self._parts = 0
 
     @property
+    def buffered(self) -> int:
+        """Bytes held back, waiting for the rest of a boundary or headers."""
+        return len(self._buffer)
+
+    @property
     def complete(self) -> bool:
         """Whether the closing boundary has been seen."""
         return self._state == _DONE
@@ -240,9 +248,11 @@ class MultipartParser:
                 buffer.clear()
                 return False
             end = buffer.find(b"\r\n")
+            # Decided the same however the body is split: the line ends
+            # past MAX_BOUNDARY_LINE once that many bytes hold no CRLF.
+            if end > MAX_BOUNDARY_LINE or (end < 0 and len(buffer) > MAX_BOUNDARY_LINE + 1):
+                raise MultipartError("no line break after a boundary")
             if end < 0:
-                if len(buffer) > 256:
-                    raise MultipartError("no line break after a boundary")
                 return False
             if buffer[:end].strip(b" \t"):
                 raise MultipartError("unexpected text after a boundary")
@@ -256,7 +266,9 @@ class MultipartParser:
             else:
                 end = buffer.find(b"\r\n\r\n")
                 if end < 0:
-                    if len(buffer) > MAX_PART_HEADERS:
+                    # The blank line may be arriving: its first three bytes
+                    # could already be here.
+                    if len(buffer) > MAX_PART_HEADERS + 3:
                         raise MultipartError("a part's headers are too long")
                     return False
                 if end > MAX_PART_HEADERS:
@@ -338,6 +350,11 @@ class UploadForm:
             self.filename = headers.filename
             self._in_content = True
             self.content.open(headers.filename)
+            return
+        # Names are kept too: they count against the fields' bound.
+        self._total += len(headers.name)
+        if self._total > MAX_FIELDS_SIZE:
+            raise UploadRejected(413, "the form's fields are too large")
 
     def part_data(self, data: bytes) -> None:
         if self._in_content:

@@ -12,7 +12,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET, Request
 
-from twistedpypi.auth import REALM, AccessPolicy, Verdict
+from twistedpypi.auth import REALM, AccessPolicy, Verdict, basic_credentials
 from twistedpypi.web.respond import error_page
 
 log = Logger()
@@ -61,8 +61,20 @@ def authorize_request(policy: AccessPolicy, request: Request, action: str) -> De
 def refuse(request: Request, verdict: Verdict, action: str) -> bytes:
     """
     Answer a request the policy refused: 401 with a C{WWW-Authenticate}
-    challenge, or 403 when the action is disabled.
+    challenge, 403 when the action is disabled, 503 while the password file
+    cannot be read.
+
+    A wrong user name and a wrong password get the very same answer, and
+    the attempt is logged with the client's address (never the password).
     """
+    if verdict is Verdict.UNAVAILABLE:
+        request.setHeader(b"retry-after", b"30")
+        return error_page(
+            request,
+            503,
+            "the server cannot check passwords right now (its password file is"
+            " missing or unreadable); try again later, or tell its administrator",
+        )
     if verdict is Verdict.DISABLED:
         return error_page(
             request,
@@ -75,6 +87,13 @@ def refuse(request: Request, verdict: Verdict, action: str) -> bytes:
         reason = f"authentication required to {_VERBS.get(action, action)}: send a user name and password"
     else:
         reason = "wrong user name or password"
+        credentials = basic_credentials(request.getHeader(b"authorization"))
+        log.warn(
+            "refused {action} to {client}: wrong user name or password for {user!r}",
+            action=action,
+            client=getattr(request.getClientAddress(), "host", "-"),
+            user=credentials.username[:100] if credentials is not None else None,
+        )
     return error_page(request, 401, reason)
 
 

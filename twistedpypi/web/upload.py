@@ -12,6 +12,7 @@ atomically and puts it in the index before answering.
 
 from __future__ import annotations
 
+import errno
 import os
 from urllib.parse import parse_qsl
 
@@ -290,6 +291,18 @@ class UploadReceiver:
         pass
 
 
+def _not_stored(error: OSError, what: str = "the server could not store the file") -> UploadRejected:
+    """
+    The answer to a write that failed: 507 Insufficient Storage when the
+    disk is full (or the quota spent), which twine prints, 500 otherwise,
+    both with the system's reason.
+    """
+    log.error("{what}: {error}", what=what, error=error)
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    reason = error.strerror or str(error)
+    return UploadRejected(507 if full else 500, f"{what}: {reason}")
+
+
 def _too_large(limit: int) -> str:
     return (
         f"the file is larger than this server accepts ({limit} bytes);"
@@ -388,7 +401,10 @@ class Uploads(Resource):
             return error.code, error.reason
         finally:
             if receiver is not None:
-                receiver.discard()
+                # The temporary file is gone before the answer is sent.
+                discarded = receiver.discard()
+                if discarded is not None:
+                    await discarded
 
     def _form(self, request: Request, receiver: UploadReceiver | None) -> UploadForm:
         if receiver is not None:
@@ -423,8 +439,7 @@ class Uploads(Resource):
         try:
             digests = await writer.finish(tuple(sent_digests(form).values()))
         except OSError as error:
-            log.error("cannot write an upload: {error}", error=error)
-            raise UploadRejected(507, f"the server could not store the file: {error.strerror}") from None
+            raise _not_stored(error) from None
         check_digests(form, digests)
         filename = form.filename
         known = self.index.file(filename)
@@ -439,12 +454,21 @@ class Uploads(Resource):
                 f"File already exists: {filename} is already on this index with different"
                 " contents; upload a new version (or start the server with --overwrite)",
             ) from None
+        except OSError as error:
+            raise _not_stored(error) from None
         signature = form.files.get("gpg_signature")
         if signature is None and form.fields.get("gpg_signature"):
             signature = form.fields["gpg_signature"].encode("utf-8")
+        unsigned: OSError | None = None
         if signature and (stored or not os.path.exists(final + SIGNATURE_SUFFIX)):
-            await deferToThread(store_signature, final, signature, self.config.overwrite)
+            try:
+                await deferToThread(store_signature, final, signature, self.config.overwrite)
+            except OSError as error:
+                unsigned = error
         await self.watcher.refresh([final, final + SIGNATURE_SUFFIX])
+        if unsigned is not None:
+            # The file is stored, whole; sending it again is a success.
+            raise _not_stored(unsigned, f"stored {filename} but not its signature")
         if stored:
             log.info(
                 "stored {filename} ({size} bytes) of {project} {version}",
