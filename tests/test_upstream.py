@@ -274,12 +274,31 @@ def test_proxy_options_and_the_default_cache_beside_the_packages(tmp_path):
         (["--fallback-mode", "proxy", "--upstream-ttl", "soon"], "--upstream-ttl"),
         (["--fallback-mode", "proxy", "--upstream-timeout", "0"], "--upstream-timeout"),
         (["--fallback-mode", "proxy", "--cache-dir", "{packages}/cache"], "overlaps the package directory"),
+        (["--fallback-url", "https://alice:s3cret@mirror.example/simple/"], "--fallback-mode proxy"),
+        (["--fallback-mode", "redirect", "--fallback-url", "https://token@mirror.example/simple/"], "--fallback-mode proxy"),
     ],
 )
 def test_bad_proxy_options_stop_it_with_one_clear_line(tmp_path, arguments, message):
     packages = tmp_path / "packages"
-    with pytest.raises(usage.UsageError, match=message):
+    with pytest.raises(usage.UsageError, match=message) as raised:
         Options().parseOptions([a.format(packages=packages) for a in arguments] + [str(packages)])
+    assert "\n" not in str(raised.value) and "s3cret" not in str(raised.value)
+
+
+def test_credentials_in_the_fallback_url_are_fine_where_no_client_is_redirected(tmp_path):
+    for mode in (["--fallback-mode", "proxy"], ["--disable-fallback"]):
+        options = Options()
+        options.parseOptions([*mode, "--fallback-url", "https://alice:s3cret@mirror.example/simple/", str(tmp_path / "p")])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_redirect_never_carries_the_fallback_urls_credentials(packages):
+    from treq.testing import StubTreq
+
+    root = Root(config_for(packages, fallback_url="https://alice:s3cret@mirror.example/simple/"), index_directory(packages))
+    response = await StubTreq(root).get("http://localhost/simple/requests/", allow_redirects=False)
+    assert response.code == 303
+    assert response.headers.getRawHeaders("location") == ["https://mirror.example/simple/requests/"]
 
 
 # The proxy.
