@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+from urllib.parse import unquote
 
 import pytest
 import pytest_twisted
@@ -71,13 +72,15 @@ class FakeUpstream(Resource):
         parts = path.strip("/").split("/")
         if parts[0] == "simple" and len(parts) == 2 and parts[1] in self.files:
             return self._page(request, parts[1])
-        if parts[0] == "files" and len(parts) == 2:
+        if parts[0] == "files" and len(parts) >= 2:
             for entries in self.files.values():
                 for entry in entries:
-                    if parts[1] == entry["filename"]:
+                    if entry.get("url") and unquote(path) not in (entry["url"], entry["url"] + ".metadata"):
+                        continue
+                    if parts[-1] == entry["filename"]:
                         data = entry["data"]
                         return data[:-1] + b"!" if entry["filename"] in self.corrupt else data
-                    if parts[1] == entry["filename"] + ".metadata" and entry["metadata"]:
+                    if parts[-1] == entry["filename"] + ".metadata" and entry["metadata"]:
                         return entry["metadata"]
         request.setResponseCode(404)
         return b"not here"
@@ -100,7 +103,7 @@ class FakeUpstream(Resource):
         for e in entries:
             document = {
                 "filename": e["filename"],
-                "url": f"../../files/{e['filename']}",
+                "url": e.get("url", f"../../files/{e['filename']}"),
                 "hashes": {"sha256": hashlib.sha256(e["data"]).hexdigest()},
                 "yanked": e.get("yanked", False),
                 "size": len(e["data"]),
@@ -242,6 +245,23 @@ def test_json_pages_round_trip_through_the_form_kept_on_disk():
     assert [f.filename for f in project.files] == ["good-1.0.tar.gz"]
     assert project.files[0].url == "https://up.example/f/good-1.0.tar.gz"
     assert parse_json(project.to_json(), "", "good") == project
+
+
+def test_file_urls_outside_ascii_are_percent_encoded_and_reserved_characters_kept():
+    document = {
+        "files": [
+            {"filename": "demo-1.0.tar.gz", "url": "/pkgs/é/demo-1.0.tar.gz"},
+            {"filename": "demo-1.1.tar.gz", "url": "https://bücher.example/a%2Fb/c+d;e/demo-1.1.tar.gz?sig=x y&t=é"},
+        ]
+    }
+    project = parse_json(json.dumps(document).encode(), "https://up.example/simple/demo/", "demo")
+    assert [f.url for f in project.files] == [
+        "https://up.example/pkgs/%C3%A9/demo-1.0.tar.gz",
+        "https://xn--bcher-kva.example/a%2Fb/c+d;e/demo-1.1.tar.gz?sig=x%20y&t=%C3%A9",
+    ]
+    html = '<a href="../../pkgs/é/demo-1.0.tar.gz#sha256=ab">demo-1.0.tar.gz</a>'.encode()
+    (entry,) = parse_html(html, "https://up.example/simple/demo/", "demo").files
+    assert entry.url == "https://up.example/pkgs/%C3%A9/demo-1.0.tar.gz" and entry.hashes == {"sha256": "ab"}
 
 
 def test_credentials_in_the_url_become_a_basic_auth_header():
@@ -667,3 +687,42 @@ async def test_names_that_are_not_project_names_are_never_asked_of_the_upstream(
     assert response.code == 404
     assert fake.requests == []
     assert not (tmp_path / "cache").exists() or os.listdir(tmp_path / "cache") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_at_a_url_outside_ascii_is_fetched(servers, packages):
+    fake, url = servers.fake_upstream()
+    data = b"demo sdist"
+    fake.add("demo", "demo-1.0.tar.gz", data, url="/files/é/demo-1.0.tar.gz")
+    proxy = servers.proxy(packages, url)
+    response, body = await Deferred.fromCoroutine(proxy.get("/upstream/demo/demo-1.0.tar.gz")).addTimeout(5, reactor)
+    assert response.code == 200 and body == data
+    assert fake.count("/files/%C3%A9/demo-1.0.tar.gz") == 1
+
+
+class FailingAgent:
+    """An agent whose request raises before it returns a Deferred, until told otherwise."""
+
+    def __init__(self, agent) -> None:
+        self.agent = agent
+        self.broken = True
+
+    def request(self, method, uri, headers=None, bodyProducer=None):
+        if self.broken:
+            raise ValueError("cannot even start")
+        return self.agent.request(method, uri, headers, bodyProducer)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_download_that_cannot_start_answers_502_and_the_next_request_tries_again(servers, packages):
+    fake, url = servers.fake_upstream()
+    data = b"demo sdist"
+    fake.add("demo", "demo-1.0.tar.gz", data)
+    proxy = servers.proxy(packages, url)
+    failing = proxy.upstream._file_agent = FailingAgent(proxy.upstream._file_agent)
+    for _ in range(2):
+        response, body = await Deferred.fromCoroutine(proxy.get("/upstream/demo/demo-1.0.tar.gz")).addTimeout(5, reactor)
+        assert response.code == 502 and b"cannot even start" in body
+    failing.broken = False
+    response, body = await Deferred.fromCoroutine(proxy.get("/upstream/demo/demo-1.0.tar.gz")).addTimeout(5, reactor)
+    assert response.code == 200 and body == data
