@@ -726,3 +726,27 @@ async def test_a_download_that_cannot_start_answers_502_and_the_next_request_tri
     failing.broken = False
     response, body = await Deferred.fromCoroutine(proxy.get("/upstream/demo/demo-1.0.tar.gz")).addTimeout(5, reactor)
     assert response.code == 200 and body == data
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_names_missing_upstream_keep_memory_bounded_and_real_projects_cached(servers, upstream_project, tmp_path):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    upstream = Upstream(url, str(tmp_path / "cache"), ttl=300, max_projects=20)
+    servers.upstreams.append(upstream)
+    assert (await upstream.project("remote")).project is not None
+    for number in range(100):
+        assert (await upstream.project(f"missing-{number}")).project is None
+    assert len(upstream._projects) <= 21
+    assert (await upstream.project("remote")).project is not None
+    assert fake.count("/simple/remote/") == 1  # the flood pushed no real project out
+
+
+@pytest_twisted.ensureDeferred
+async def test_answers_that_upstream_has_no_such_project_are_forgotten_after_the_ttl(servers, tmp_path):
+    fake, url = servers.fake_upstream()
+    upstream = Upstream(url, str(tmp_path / "cache"), ttl=0)
+    servers.upstreams.append(upstream)
+    for number in range(30):
+        assert (await upstream.project(f"missing-{number}")).project is None
+    assert len(upstream._projects) <= 1

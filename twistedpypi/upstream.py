@@ -16,6 +16,7 @@ import base64
 import hashlib
 import os
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -43,6 +44,9 @@ PAGE_FILE = ".project.json"
 """A project's last page from upstream, kept in its cache folder for restarts."""
 
 METADATA_SUFFIX = ".metadata"
+
+MAX_PROJECTS = 10_000
+"""Project pages kept in memory; as many answers that upstream has no such project."""
 
 _PROJECT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 
@@ -114,6 +118,54 @@ class ProxiedProject:
         return page
 
 
+class RecentProjects:
+    """
+    The upstream's answers kept in memory, least recently used forgotten
+    first: at most C{limit} projects it has and C{limit} it has not, the
+    latter also forgotten (as new answers come) once older than the TTL.
+    Kept apart, so that requests for any number of made-up names neither
+    grow memory without bound nor push real projects out.  A forgotten page
+    is still on disk.
+    """
+
+    def __init__(self, limit: int, ttl: float) -> None:
+        self.limit = limit
+        self.ttl = ttl
+        self._found: OrderedDict[str, ProxiedProject] = OrderedDict()
+        self._missing: OrderedDict[str, ProxiedProject] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._found) + len(self._missing)
+
+    def peek(self, name: str) -> ProxiedProject | None:
+        """The entry for C{name}, if kept, without counting it as a use."""
+        return self._found.get(name) or self._missing.get(name)
+
+    def get(self, name: str) -> ProxiedProject | None:
+        """The entry for C{name}, if kept, counted as a use."""
+        for entries in (self._found, self._missing):
+            entry = entries.get(name)
+            if entry is not None:
+                entries.move_to_end(name)
+                return entry
+        return None
+
+    def add(self, entry: ProxiedProject, now: float) -> None:
+        """Keep C{entry}, replacing any earlier one of its name."""
+        self._found.pop(entry.name, None)
+        self._missing.pop(entry.name, None)
+        entries = self._found if entry.project is not None else self._missing
+        entries[entry.name] = entry
+        while len(entries) > self.limit:
+            entries.popitem(last=False)
+        # The least recently used misses are at the front: drop the stale ones.
+        while self._missing:
+            oldest = next(iter(self._missing.values()))
+            if now - oldest.fetched < self.ttl:
+                break
+            self._missing.popitem(last=False)
+
+
 def _write_atomically(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = f"{path}.{os.getpid()}.part"
@@ -146,6 +198,7 @@ class Upstream:
         timeout: float = 10.0,
         reactor=None,
         pool: HTTPConnectionPool | None = None,
+        max_projects: int = MAX_PROJECTS,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -164,7 +217,7 @@ class Upstream:
         # Files go through a bare agent: treq would ask for and undo gzip
         # encoding, which turns a .tar.gz into a .tar that fails its hash.
         self._file_agent = RedirectAgent(agent)
-        self._projects: dict[str, ProxiedProject] = {}
+        self._projects = RecentProjects(max_projects, ttl)
         self._flights = SingleFlight()
         self._downloads: dict[str, FileDownload] = {}
         self._down_until = float("-inf")
@@ -243,7 +296,7 @@ class Upstream:
         if response.code in (404, 410):
             await response.content()
             entry = ProxiedProject(name, None, self._reactor.seconds())
-            self._projects[name] = entry
+            self._projects.add(entry, entry.fetched)
             return entry
         if response.code != 200:
             await response.content()
@@ -262,7 +315,7 @@ class Upstream:
             project=name, index=self.index_url, count=len(project.files),
         )
         entry = ProxiedProject(name, project, self._reactor.seconds())
-        self._projects[name] = entry
+        self._projects.add(entry, entry.fetched)
         path = os.path.join(self._project_dir(name), PAGE_FILE)
         saving = deferToThread(lambda: _write_atomically(path, project.to_json()))
         saving.addErrback(lambda f: log.failure("could not keep the page of {project}", f, project=name))
@@ -271,13 +324,15 @@ class Upstream:
     async def _load(self, name: str) -> ProxiedProject | None:
         """The page kept on disk by an earlier run, as stale."""
         body = await deferToThread(_read, os.path.join(self._project_dir(name), PAGE_FILE))
-        if body is None or name in self._projects:
-            return self._projects.get(name)
+        kept = self._projects.peek(name)
+        if body is None or kept is not None:
+            return kept
         try:
             project = await deferToThread(parse_json, body, self.index_url, name)
         except UnreadablePage:
             return None
-        entry = self._projects[name] = ProxiedProject(name, project, float("-inf"))
+        entry = ProxiedProject(name, project, float("-inf"))
+        self._projects.add(entry, self._reactor.seconds())
         return entry
 
     async def _entry(self, name: str, filename: str) -> UpstreamFile:
@@ -296,7 +351,7 @@ class Upstream:
 
     def known_sha256(self, name: str, filename: str) -> str | None:
         """The file's sha256 if upstream's page (in memory) gives it."""
-        proxied = self._projects.get(name)
+        proxied = self._projects.peek(name)
         entry = proxied.project.file(filename) if proxied and proxied.project else None
         return entry.hashes.get("sha256") if entry else None
 
