@@ -51,7 +51,7 @@ MAX_PROJECTS = 10_000
 _PROJECT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 
 
-def is_project_name(name: str) -> bool:
+def is_normalized_project_name(name: str) -> bool:
     """
     Whether C{name} is a normalised PEP 508 project name: only those are
     asked of the upstream, and only those become folders in the cache.
@@ -252,7 +252,7 @@ class Upstream:
         return Deferred.fromCoroutine(self._project(name))
 
     async def _project(self, name: str) -> ProxiedProject:
-        if not is_project_name(name):
+        if not is_normalized_project_name(name):
             raise UpstreamError(404, f"{name!r} is not a project name")
         cached = self._projects.get(name)
         if cached is None:

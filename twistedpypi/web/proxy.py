@@ -21,7 +21,7 @@ from twistedpypi.distfile import parse_filename
 from twistedpypi.download import FileDownload, UpstreamError
 from twistedpypi.index import PackageIndex, Page
 from twistedpypi.render import SIMPLE_JSON, simple_upstream_html, simple_upstream_json
-from twistedpypi.upstream import METADATA_SUFFIX, Upstream, is_project_name
+from twistedpypi.upstream import METADATA_SUFFIX, Upstream, is_normalized_project_name
 from twistedpypi.web.files import DistributionFileResource
 from twistedpypi.web.respond import error_page, send_page
 
@@ -153,7 +153,7 @@ class UpstreamFiles(Resource):
             project, filename = (part.decode("utf-8") for part in postpath)
         except (ValueError, UnicodeDecodeError):
             return error_page(request, 404, "use /upstream/<project>/<file>")
-        if not is_project_name(project) or "\0" in filename:
+        if not is_normalized_project_name(project) or "\0" in filename:
             return error_page(request, 404, "no such file")
         if self.index.project(project) is not None:
             return error_page(
