@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import sys
 import time
 from urllib.parse import unquote
 
@@ -662,6 +663,21 @@ def test_unfinished_downloads_are_swept_away(tmp_path):
     assert os.listdir(tmp_path / "p") == ["p-1.0.tar.gz"]
 
 
+def test_the_start_up_scan_lists_complete_files_and_spares_this_runs_downloads(tmp_path):
+    from twistedpypi.upstream import scan_cache
+
+    (tmp_path / "p").mkdir()
+    old = tmp_path / "p" / ".p-1.0.tar.gz.abc.part"
+    old.write_bytes(b"half")
+    os.utime(old, (1000, 1000))
+    (tmp_path / "p" / ".p-1.1.tar.gz.def.part").write_bytes(b"being written now")
+    (tmp_path / "p" / "p-1.0.tar.gz").write_bytes(b"whole")
+    (tmp_path / "p" / "p-1.0.tar.gz.metadata").write_bytes(b"Name: p")
+    (tmp_path / "p" / ".project.json").write_bytes(b"{}")
+    assert scan_cache(str(tmp_path), time.time() - 60) == (1, {"p/p-1.0.tar.gz", "p/p-1.0.tar.gz.metadata"})
+    assert sorted(os.listdir(tmp_path / "p")) == [".p-1.1.tar.gz.def.part", ".project.json", "p-1.0.tar.gz", "p-1.0.tar.gz.metadata"]
+
+
 def test_the_service_has_an_upstream_only_in_proxy_mode_with_fallback_enabled(tmp_path):
     from twistedpypi.tap import makeService
     from twistedpypi.upstream import UpstreamService
@@ -750,3 +766,92 @@ async def test_answers_that_upstream_has_no_such_project_are_forgotten_after_the
     for number in range(30):
         assert (await upstream.project(f"missing-{number}")).project is None
     assert len(upstream._projects) <= 1
+
+
+class DiskOnTheReactor:
+    """
+    Records the opens and stats of paths under C{root} made on the reactor
+    (main) thread.
+    """
+
+    hooked: list = []
+    installed = False
+
+    def __init__(self, root, monkeypatch) -> None:
+        import threading
+
+        from twisted.python import filepath
+
+        self.root = str(root)
+        self.calls: list[tuple[str, str]] = []
+        self.main = threading.main_thread()
+        self.current = threading.current_thread
+        if not DiskOnTheReactor.installed:  # an audit hook stays for good: installed once
+            DiskOnTheReactor.installed = True
+            sys.addaudithook(DiskOnTheReactor._audit)
+        for module in (os, filepath):
+            real = module.stat
+            monkeypatch.setattr(module, "stat", lambda path, *a, _real=real, **k: (self._note("stat", path), _real(path, *a, **k))[1])
+
+    @staticmethod
+    def _audit(event: str, arguments: tuple) -> None:
+        if event == "open":
+            for watcher in DiskOnTheReactor.hooked:
+                watcher._note(event, arguments[0])
+
+    def _note(self, event: str, path) -> None:
+        if isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path).startswith(self.root) and self.current() is self.main:
+            self.calls.append((event, os.fsdecode(path)))
+
+    def __enter__(self) -> "DiskOnTheReactor":
+        DiskOnTheReactor.hooked.append(self)
+        return self
+
+    def __exit__(self, *exception) -> None:
+        DiskOnTheReactor.hooked.remove(self)
+
+
+@pytest_twisted.ensureDeferred
+async def test_cached_files_and_metadata_are_sent_without_touching_the_disk_on_the_reactor(servers, packages, upstream_project, tmp_path, monkeypatch):
+    from twistedpypi.upstream import UpstreamService
+
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    filename, data, metadata = upstream_project["wheel"]
+    first = servers.proxy(packages, url)
+    await first.get(f"/upstream/remote/{filename}")
+    await first.get(f"/upstream/remote/{filename}.metadata")
+    restarted = servers.proxy(packages, url)
+    service = UpstreamService(restarted.upstream)
+    service.startService()
+    await wait_until(lambda: restarted.upstream._scanned)
+    await restarted.get("/simple/remote/")  # upstream's hashes give the ETag
+    for proxy in (first, restarted):
+        with DiskOnTheReactor(tmp_path / "cache", monkeypatch) as disk:
+            response, body = await proxy.get(f"/upstream/remote/{filename}")
+            assert response.code == 200 and body == data
+            response, body = await proxy.get(f"/upstream/remote/{filename}", {"Range": "bytes=0-9"})
+            assert response.code == 206 and body == data[:10]
+            response, body = await proxy.get(f"/upstream/remote/{filename}", {"If-None-Match": f'"{sha256(data)}"'})
+            assert response.code == 304
+            response, body = await proxy.get(f"/upstream/remote/{filename}.metadata")
+            assert response.code == 200 and body == metadata
+        assert disk.calls == []
+    assert fake.count(f"/files/{filename}") == 1 and fake.count(f"/files/{filename}.metadata") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_deleted_from_the_cache_is_fetched_again(servers, packages, upstream_project, tmp_path):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    filename, data, metadata = upstream_project["wheel"]
+    proxy = servers.proxy(packages, url)
+    proxy.upstream.cache_scanned(set())  # what is in the cache is known from memory only
+    for _ in range(2):
+        response, body = await proxy.get(f"/upstream/remote/{filename}")
+        assert response.code == 200 and body == data
+        response, body = await proxy.get(f"/upstream/remote/{filename}.metadata")
+        assert response.code == 200 and body == metadata
+        (tmp_path / "cache" / "remote" / filename).unlink()
+        (tmp_path / "cache" / "remote" / f"{filename}.metadata").unlink()
+    assert fake.count(f"/files/{filename}") == 2 and fake.count(f"/files/{filename}.metadata") == 2

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import os
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -23,7 +24,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import treq
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -220,6 +221,11 @@ class Upstream:
         self._projects = RecentProjects(max_projects, ttl)
         self._flights = SingleFlight()
         self._downloads: dict[str, FileDownload] = {}
+        # "project/file" of every complete file in the cache: the ones this
+        # server stored, and those the start-up scan found.  Until that scan
+        # is done, what is not known here is asked of the disk, in a thread.
+        self._complete: set[str] = set()
+        self._scanned = False
         self._down_until = float("-inf")
         self.stats = UpstreamStats()
 
@@ -344,10 +350,40 @@ class Upstream:
 
     # Files
 
-    def cached_file(self, name: str, filename: str) -> str | None:
-        """The path of the file in the cache, if it is there."""
+    def cache_scanned(self, complete: set[str]) -> None:
+        """
+        The start-up scan found the files C{complete} (C{"project/file"}) in
+        the cache: from now on, what is in the cache is known without asking
+        the disk.
+        """
+        self._complete |= complete
+        self._scanned = True
+
+    def cached_file(self, name: str, filename: str) -> Deferred:
+        """
+        The path of C{filename} (a distribution or its metadata file) in the
+        cache, or L{None} if it is not there yet.
+        """
+        return Deferred.fromCoroutine(self._cached_file(name, filename))
+
+    async def _cached_file(self, name: str, filename: str) -> str | None:
         path = os.path.join(self._project_dir(name), filename)
-        return path if os.path.isfile(path) else None
+        key = f"{name}/{filename}"
+        if key in self._complete:
+            return path
+        if self._scanned:
+            return None
+        if await deferToThread(os.path.isfile, path):
+            self._complete.add(key)
+            return path
+        return None
+
+    def forget_file(self, name: str, filename: str) -> None:
+        """
+        C{filename} is gone from the cache (someone deleted it to reclaim
+        space): fetch it again when it is asked for.
+        """
+        self._complete.discard(f"{name}/{filename}")
 
     def known_sha256(self, name: str, filename: str) -> str | None:
         """The file's sha256 if upstream's page (in memory) gives it."""
@@ -369,11 +405,11 @@ class Upstream:
         if running is not None:
             return running
         entry = await self._entry(name, filename)
+        if await self.cached_file(name, filename) is not None:
+            return None
         running = self._downloads.get(key)
         if running is not None:
             return running
-        if self.cached_file(name, filename) is not None:
-            return None
         download = FileDownload(
             self._file_agent,
             entry.url,
@@ -389,7 +425,9 @@ class Upstream:
 
         def over(_: object) -> None:
             del self._downloads[key]
-            if isinstance(download.result, Failure) and download.result.value.code != 404:
+            if not isinstance(download.result, Failure):
+                self._complete.add(key)
+            elif download.result.value.code != 404:
                 self._upstream_failed()
 
         download.start().addCallback(over)
@@ -400,11 +438,17 @@ class Upstream:
         The path of the cached PEP 658 metadata of C{filename}, fetched from
         upstream the first time; fails with L{UpstreamError}.
         """
-        path = os.path.join(self._project_dir(name), filename + METADATA_SUFFIX)
-        if os.path.isfile(path):
+        return Deferred.fromCoroutine(self._metadata(name, filename))
+
+    async def _metadata(self, name: str, filename: str) -> str:
+        cached = await self.cached_file(name, filename + METADATA_SUFFIX)
+        if cached is not None:
             self.stats.metadata_hits += 1
-            return succeed(path)
-        return self._flights.run(("metadata", path), lambda: Deferred.fromCoroutine(self._fetch_metadata(name, filename, path)))
+            return cached
+        path = os.path.join(self._project_dir(name), filename + METADATA_SUFFIX)
+        return await self._flights.run(
+            ("metadata", path), lambda: Deferred.fromCoroutine(self._fetch_metadata(name, filename, path))
+        )
 
     async def _fetch_metadata(self, name: str, filename: str, path: str) -> str:
         entry = await self._entry(name, filename)
@@ -428,29 +472,49 @@ class Upstream:
             if error.code != 404:
                 self._upstream_failed()
             raise error from None
+        # A metadata file is a few kilobytes: hashing it here costs less than
+        # a trip to a thread.
         if isinstance(entry.core_metadata, dict):
             for algorithm, digest in entry.core_metadata.items():
                 if algorithm in hashlib.algorithms_available and hashlib.new(algorithm, body).hexdigest() != digest.lower():
                     raise UpstreamError(502, f"the metadata of {filename} from upstream does not match its {algorithm}")
         await deferToThread(_write_atomically, path, body)
+        self._complete.add(f"{name}/{filename}{METADATA_SUFFIX}")
         return path
 
 
-def sweep_temporaries(cache_dir: str) -> int:
+def sweep_temporaries(cache_dir: str, before: float = float("inf")) -> int:
     """
-    Remove the temporary files of downloads a previous run did not finish;
-    return how many.  Blocks: call it in a thread.
+    Remove the temporary files of downloads a previous run did not finish
+    (last written before C{before}, so not this run's); return how many.
+    Blocks: call it in a thread.
+    """
+    return scan_cache(cache_dir, before)[0]
+
+
+def scan_cache(cache_dir: str, before: float = float("inf")) -> tuple[int, set[str]]:
+    """
+    Remove the temporary files of unfinished downloads (see
+    L{sweep_temporaries}) and list the complete files, as
+    C{"project/file"}: how many were removed, and that list.  Blocks: call
+    it in a thread.
     """
     removed = 0
+    complete: set[str] = set()
     for directory, _, filenames in os.walk(cache_dir):
+        project = os.path.relpath(directory, cache_dir)
         for filename in filenames:
+            path = os.path.join(directory, filename)
             if filename.startswith(".") and filename.endswith(".part"):
                 try:
-                    os.unlink(os.path.join(directory, filename))
-                    removed += 1
+                    if os.stat(path).st_mtime < before:
+                        os.unlink(path)
+                        removed += 1
                 except OSError:
                     pass
-    return removed
+            elif not filename.startswith(".") and is_normalized_project_name(project):
+                complete.add(f"{project}/{filename}")
+    return removed, complete
 
 
 class UpstreamService(Service):
@@ -468,11 +532,16 @@ class UpstreamService(Service):
             "proxying projects not found here from {index}, cached in {cache_dir}",
             index=self.upstream.index_url, cache_dir=self.upstream.cache_dir,
         )
-        sweeping = deferToThread(sweep_temporaries, self.upstream.cache_dir)
-        sweeping.addCallback(
-            lambda count: count and log.info("removed {count} unfinished downloads", count=count)
-        )
-        sweeping.addErrback(lambda f: log.failure("sweeping the upstream cache", f))
+        scanning = deferToThread(scan_cache, self.upstream.cache_dir, time.time())
+
+        def scanned(result: tuple[int, set[str]]) -> None:
+            removed, complete = result
+            self.upstream.cache_scanned(complete)
+            if removed:
+                log.info("removed {count} unfinished downloads", count=removed)
+
+        scanning.addCallback(scanned)
+        scanning.addErrback(lambda f: log.failure("scanning the upstream cache", f))
 
     def stopService(self) -> Deferred:
         super().stopService()
