@@ -855,3 +855,19 @@ async def test_a_file_deleted_from_the_cache_is_fetched_again(servers, packages,
         (tmp_path / "cache" / "remote" / filename).unlink()
         (tmp_path / "cache" / "remote" / f"{filename}.metadata").unlink()
     assert fake.count(f"/files/{filename}") == 2 and fake.count(f"/files/{filename}.metadata") == 2
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("headers", [{"Range": "bytes=0-3"}, {}])
+async def test_a_client_that_waits_for_a_download_gets_the_cached_file(servers, packages, upstream_project, headers):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    filename, data, _ = upstream_project["wheel"]
+    proxy = servers.proxy(packages, url)
+    proxy.upstream.cache_scanned(set())  # what is in the cache is known from memory only
+    streamed = Deferred.fromCoroutine(proxy.get(f"/upstream/remote/{filename}"))
+    response, body = await proxy.get(f"/upstream/remote/{filename}", headers)
+    assert response.code == (206 if headers else 200)
+    assert body == (data[:4] if headers else data)
+    response, body = await streamed
+    assert response.code == 200 and body == data

@@ -378,6 +378,9 @@ class FileDownload:
     def _settle(self, result: Failure | str) -> None:
         self.result = result
         self._listeners.clear()
+        # The owner's bookkeeping (the file is in the cache now) before the
+        # waiters, who go and look for the file at once.
+        self._over.callback(None)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if waiter.called:
@@ -386,7 +389,6 @@ class FileDownload:
                 waiter.errback(result)
             else:
                 waiter.callback(result)
-        self._over.callback(None)
 
 
 class _Discard(TwistedProtocol):
