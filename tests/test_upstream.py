@@ -663,6 +663,21 @@ def test_unfinished_downloads_are_swept_away(tmp_path):
     assert os.listdir(tmp_path / "p") == ["p-1.0.tar.gz"]
 
 
+def test_a_page_or_metadata_file_left_unfinished_by_a_crash_is_swept_away(tmp_path, monkeypatch):
+    from twistedpypi.upstream import _write_atomically, sweep_temporaries
+
+    def crash(source, destination):
+        raise KeyboardInterrupt("killed before the rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    for name in ("p-1.0.tar.gz.metadata", ".project.json"):
+        with pytest.raises(KeyboardInterrupt):
+            _write_atomically(str(tmp_path / "p" / name), b"data")
+    monkeypatch.undo()
+    assert sweep_temporaries(str(tmp_path)) == 2
+    assert os.listdir(tmp_path / "p") == []
+
+
 def test_the_start_up_scan_lists_complete_files_and_spares_this_runs_downloads(tmp_path):
     from twistedpypi.upstream import scan_cache
 

@@ -169,7 +169,10 @@ class RecentProjects:
 
 def _write_atomically(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.part"
+    directory, filename = os.path.split(path)
+    # Named like a download's temporary file, so the start-up sweep removes
+    # it if this process dies before the rename.
+    temporary = os.path.join(directory, f".{filename}.{os.getpid()}.part")
     with open(temporary, "wb") as stream:
         stream.write(data)
     os.replace(temporary, path)
