@@ -149,3 +149,20 @@ def test_fifty_concurrent_requests_for_one_uncached_file_make_one_upstream_reque
     time.sleep(0.2)  # let the access log reach the file
     assert upstream.log().count("GET /packages/bigproject-1.0.tar.gz ") == 1
     assert upstream.log().count("GET /simple/bigproject/ ") == 1
+
+
+def test_the_server_refuses_to_start_redirecting_with_credentials_in_the_fallback_url(local_dir, tmp_path):
+    import subprocess
+
+    from tests.server import REPO, twistd
+
+    command = [
+        twistd(), "-n", "--pidfile=", "pypi", "-p", "tcp:0:interface=127.0.0.1", "-P", ".", "-a", ".",
+        "--fallback-url", "https://alice:s3cret@mirror.example/simple/", str(local_dir),
+    ]
+    env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "use --fallback-mode proxy for an upstream that needs credentials" in output
+    assert "s3cret" not in output

@@ -10,7 +10,9 @@ import base64
 import hashlib
 import json
 import os
+import sys
 import time
+from urllib.parse import unquote
 
 import pytest
 import pytest_twisted
@@ -71,13 +73,15 @@ class FakeUpstream(Resource):
         parts = path.strip("/").split("/")
         if parts[0] == "simple" and len(parts) == 2 and parts[1] in self.files:
             return self._page(request, parts[1])
-        if parts[0] == "files" and len(parts) == 2:
+        if parts[0] == "files" and len(parts) >= 2:
             for entries in self.files.values():
                 for entry in entries:
-                    if parts[1] == entry["filename"]:
+                    if entry.get("url") and unquote(path) not in (entry["url"], entry["url"] + ".metadata"):
+                        continue
+                    if parts[-1] == entry["filename"]:
                         data = entry["data"]
                         return data[:-1] + b"!" if entry["filename"] in self.corrupt else data
-                    if parts[1] == entry["filename"] + ".metadata" and entry["metadata"]:
+                    if parts[-1] == entry["filename"] + ".metadata" and entry["metadata"]:
                         return entry["metadata"]
         request.setResponseCode(404)
         return b"not here"
@@ -100,7 +104,7 @@ class FakeUpstream(Resource):
         for e in entries:
             document = {
                 "filename": e["filename"],
-                "url": f"../../files/{e['filename']}",
+                "url": e.get("url", f"../../files/{e['filename']}"),
                 "hashes": {"sha256": hashlib.sha256(e["data"]).hexdigest()},
                 "yanked": e.get("yanked", False),
                 "size": len(e["data"]),
@@ -244,6 +248,23 @@ def test_json_pages_round_trip_through_the_form_kept_on_disk():
     assert parse_json(project.to_json(), "", "good") == project
 
 
+def test_file_urls_outside_ascii_are_percent_encoded_and_reserved_characters_kept():
+    document = {
+        "files": [
+            {"filename": "demo-1.0.tar.gz", "url": "/pkgs/é/demo-1.0.tar.gz"},
+            {"filename": "demo-1.1.tar.gz", "url": "https://bücher.example/a%2Fb/c+d;e/demo-1.1.tar.gz?sig=x y&t=é"},
+        ]
+    }
+    project = parse_json(json.dumps(document).encode(), "https://up.example/simple/demo/", "demo")
+    assert [f.url for f in project.files] == [
+        "https://up.example/pkgs/%C3%A9/demo-1.0.tar.gz",
+        "https://xn--bcher-kva.example/a%2Fb/c+d;e/demo-1.1.tar.gz?sig=x%20y&t=%C3%A9",
+    ]
+    html = '<a href="../../pkgs/é/demo-1.0.tar.gz#sha256=ab">demo-1.0.tar.gz</a>'.encode()
+    (entry,) = parse_html(html, "https://up.example/simple/demo/", "demo").files
+    assert entry.url == "https://up.example/pkgs/%C3%A9/demo-1.0.tar.gz" and entry.hashes == {"sha256": "ab"}
+
+
 def test_credentials_in_the_url_become_a_basic_auth_header():
     url, header = split_credentials("https://al%40ice:s3cret@mirror.example:8443/simple/")
     assert url == "https://mirror.example:8443/simple/"
@@ -274,12 +295,31 @@ def test_proxy_options_and_the_default_cache_beside_the_packages(tmp_path):
         (["--fallback-mode", "proxy", "--upstream-ttl", "soon"], "--upstream-ttl"),
         (["--fallback-mode", "proxy", "--upstream-timeout", "0"], "--upstream-timeout"),
         (["--fallback-mode", "proxy", "--cache-dir", "{packages}/cache"], "overlaps the package directory"),
+        (["--fallback-url", "https://alice:s3cret@mirror.example/simple/"], "--fallback-mode proxy"),
+        (["--fallback-mode", "redirect", "--fallback-url", "https://token@mirror.example/simple/"], "--fallback-mode proxy"),
     ],
 )
 def test_bad_proxy_options_stop_it_with_one_clear_line(tmp_path, arguments, message):
     packages = tmp_path / "packages"
-    with pytest.raises(usage.UsageError, match=message):
+    with pytest.raises(usage.UsageError, match=message) as raised:
         Options().parseOptions([a.format(packages=packages) for a in arguments] + [str(packages)])
+    assert "\n" not in str(raised.value) and "s3cret" not in str(raised.value)
+
+
+def test_credentials_in_the_fallback_url_are_fine_where_no_client_is_redirected(tmp_path):
+    for mode in (["--fallback-mode", "proxy"], ["--disable-fallback"]):
+        options = Options()
+        options.parseOptions([*mode, "--fallback-url", "https://alice:s3cret@mirror.example/simple/", str(tmp_path / "p")])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_redirect_never_carries_the_fallback_urls_credentials(packages):
+    from treq.testing import StubTreq
+
+    root = Root(config_for(packages, fallback_url="https://alice:s3cret@mirror.example/simple/"), index_directory(packages))
+    response = await StubTreq(root).get("http://localhost/simple/requests/", allow_redirects=False)
+    assert response.code == 303
+    assert response.headers.getRawHeaders("location") == ["https://mirror.example/simple/requests/"]
 
 
 # The proxy.
@@ -623,6 +663,36 @@ def test_unfinished_downloads_are_swept_away(tmp_path):
     assert os.listdir(tmp_path / "p") == ["p-1.0.tar.gz"]
 
 
+def test_a_page_or_metadata_file_left_unfinished_by_a_crash_is_swept_away(tmp_path, monkeypatch):
+    from twistedpypi.upstream import _write_atomically, sweep_temporaries
+
+    def crash(source, destination):
+        raise KeyboardInterrupt("killed before the rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    for name in ("p-1.0.tar.gz.metadata", ".project.json"):
+        with pytest.raises(KeyboardInterrupt):
+            _write_atomically(str(tmp_path / "p" / name), b"data")
+    monkeypatch.undo()
+    assert sweep_temporaries(str(tmp_path)) == 2
+    assert os.listdir(tmp_path / "p") == []
+
+
+def test_the_start_up_scan_lists_complete_files_and_spares_this_runs_downloads(tmp_path):
+    from twistedpypi.upstream import scan_cache
+
+    (tmp_path / "p").mkdir()
+    old = tmp_path / "p" / ".p-1.0.tar.gz.abc.part"
+    old.write_bytes(b"half")
+    os.utime(old, (1000, 1000))
+    (tmp_path / "p" / ".p-1.1.tar.gz.def.part").write_bytes(b"being written now")
+    (tmp_path / "p" / "p-1.0.tar.gz").write_bytes(b"whole")
+    (tmp_path / "p" / "p-1.0.tar.gz.metadata").write_bytes(b"Name: p")
+    (tmp_path / "p" / ".project.json").write_bytes(b"{}")
+    assert scan_cache(str(tmp_path), time.time() - 60) == (1, {"p/p-1.0.tar.gz", "p/p-1.0.tar.gz.metadata"})
+    assert sorted(os.listdir(tmp_path / "p")) == [".p-1.1.tar.gz.def.part", ".project.json", "p-1.0.tar.gz", "p-1.0.tar.gz.metadata"]
+
+
 def test_the_service_has_an_upstream_only_in_proxy_mode_with_fallback_enabled(tmp_path):
     from twistedpypi.tap import makeService
     from twistedpypi.upstream import UpstreamService
@@ -648,3 +718,171 @@ async def test_names_that_are_not_project_names_are_never_asked_of_the_upstream(
     assert response.code == 404
     assert fake.requests == []
     assert not (tmp_path / "cache").exists() or os.listdir(tmp_path / "cache") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_at_a_url_outside_ascii_is_fetched(servers, packages):
+    fake, url = servers.fake_upstream()
+    data = b"demo sdist"
+    fake.add("demo", "demo-1.0.tar.gz", data, url="/files/é/demo-1.0.tar.gz")
+    proxy = servers.proxy(packages, url)
+    response, body = await Deferred.fromCoroutine(proxy.get("/upstream/demo/demo-1.0.tar.gz")).addTimeout(5, reactor)
+    assert response.code == 200 and body == data
+    assert fake.count("/files/%C3%A9/demo-1.0.tar.gz") == 1
+
+
+class FailingAgent:
+    """An agent whose request raises before it returns a Deferred, until told otherwise."""
+
+    def __init__(self, agent) -> None:
+        self.agent = agent
+        self.broken = True
+
+    def request(self, method, uri, headers=None, bodyProducer=None):
+        if self.broken:
+            raise ValueError("cannot even start")
+        return self.agent.request(method, uri, headers, bodyProducer)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_download_that_cannot_start_answers_502_and_the_next_request_tries_again(servers, packages):
+    fake, url = servers.fake_upstream()
+    data = b"demo sdist"
+    fake.add("demo", "demo-1.0.tar.gz", data)
+    proxy = servers.proxy(packages, url)
+    failing = proxy.upstream._file_agent = FailingAgent(proxy.upstream._file_agent)
+    for _ in range(2):
+        response, body = await Deferred.fromCoroutine(proxy.get("/upstream/demo/demo-1.0.tar.gz")).addTimeout(5, reactor)
+        assert response.code == 502 and b"cannot even start" in body
+    failing.broken = False
+    response, body = await Deferred.fromCoroutine(proxy.get("/upstream/demo/demo-1.0.tar.gz")).addTimeout(5, reactor)
+    assert response.code == 200 and body == data
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_names_missing_upstream_keep_memory_bounded_and_real_projects_cached(servers, upstream_project, tmp_path):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    upstream = Upstream(url, str(tmp_path / "cache"), ttl=300, max_projects=20)
+    servers.upstreams.append(upstream)
+    assert (await upstream.project("remote")).project is not None
+    for number in range(100):
+        assert (await upstream.project(f"missing-{number}")).project is None
+    assert len(upstream._projects) <= 21
+    assert (await upstream.project("remote")).project is not None
+    assert fake.count("/simple/remote/") == 1  # the flood pushed no real project out
+
+
+@pytest_twisted.ensureDeferred
+async def test_answers_that_upstream_has_no_such_project_are_forgotten_after_the_ttl(servers, tmp_path):
+    fake, url = servers.fake_upstream()
+    upstream = Upstream(url, str(tmp_path / "cache"), ttl=0)
+    servers.upstreams.append(upstream)
+    for number in range(30):
+        assert (await upstream.project(f"missing-{number}")).project is None
+    assert len(upstream._projects) <= 1
+
+
+class DiskOnTheReactor:
+    """
+    Records the opens and stats of paths under C{root} made on the reactor
+    (main) thread.
+    """
+
+    hooked: list = []
+    installed = False
+
+    def __init__(self, root, monkeypatch) -> None:
+        import threading
+
+        from twisted.python import filepath
+
+        self.root = str(root)
+        self.calls: list[tuple[str, str]] = []
+        self.main = threading.main_thread()
+        self.current = threading.current_thread
+        if not DiskOnTheReactor.installed:  # an audit hook stays for good: installed once
+            DiskOnTheReactor.installed = True
+            sys.addaudithook(DiskOnTheReactor._audit)
+        for module in (os, filepath):
+            real = module.stat
+            monkeypatch.setattr(module, "stat", lambda path, *a, _real=real, **k: (self._note("stat", path), _real(path, *a, **k))[1])
+
+    @staticmethod
+    def _audit(event: str, arguments: tuple) -> None:
+        if event == "open":
+            for watcher in DiskOnTheReactor.hooked:
+                watcher._note(event, arguments[0])
+
+    def _note(self, event: str, path) -> None:
+        if isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path).startswith(self.root) and self.current() is self.main:
+            self.calls.append((event, os.fsdecode(path)))
+
+    def __enter__(self) -> "DiskOnTheReactor":
+        DiskOnTheReactor.hooked.append(self)
+        return self
+
+    def __exit__(self, *exception) -> None:
+        DiskOnTheReactor.hooked.remove(self)
+
+
+@pytest_twisted.ensureDeferred
+async def test_cached_files_and_metadata_are_sent_without_touching_the_disk_on_the_reactor(servers, packages, upstream_project, tmp_path, monkeypatch):
+    from twistedpypi.upstream import UpstreamService
+
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    filename, data, metadata = upstream_project["wheel"]
+    first = servers.proxy(packages, url)
+    await first.get(f"/upstream/remote/{filename}")
+    await first.get(f"/upstream/remote/{filename}.metadata")
+    restarted = servers.proxy(packages, url)
+    service = UpstreamService(restarted.upstream)
+    service.startService()
+    await wait_until(lambda: restarted.upstream._scanned)
+    await restarted.get("/simple/remote/")  # upstream's hashes give the ETag
+    for proxy in (first, restarted):
+        with DiskOnTheReactor(tmp_path / "cache", monkeypatch) as disk:
+            response, body = await proxy.get(f"/upstream/remote/{filename}")
+            assert response.code == 200 and body == data
+            response, body = await proxy.get(f"/upstream/remote/{filename}", {"Range": "bytes=0-9"})
+            assert response.code == 206 and body == data[:10]
+            response, body = await proxy.get(f"/upstream/remote/{filename}", {"If-None-Match": f'"{sha256(data)}"'})
+            assert response.code == 304
+            response, body = await proxy.get(f"/upstream/remote/{filename}.metadata")
+            assert response.code == 200 and body == metadata
+        assert disk.calls == []
+    assert fake.count(f"/files/{filename}") == 1 and fake.count(f"/files/{filename}.metadata") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_deleted_from_the_cache_is_fetched_again(servers, packages, upstream_project, tmp_path):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    filename, data, metadata = upstream_project["wheel"]
+    proxy = servers.proxy(packages, url)
+    proxy.upstream.cache_scanned(set())  # what is in the cache is known from memory only
+    for _ in range(2):
+        response, body = await proxy.get(f"/upstream/remote/{filename}")
+        assert response.code == 200 and body == data
+        response, body = await proxy.get(f"/upstream/remote/{filename}.metadata")
+        assert response.code == 200 and body == metadata
+        (tmp_path / "cache" / "remote" / filename).unlink()
+        (tmp_path / "cache" / "remote" / f"{filename}.metadata").unlink()
+    assert fake.count(f"/files/{filename}") == 2 and fake.count(f"/files/{filename}.metadata") == 2
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("headers", [{"Range": "bytes=0-3"}, {}])
+async def test_a_client_that_waits_for_a_download_gets_the_cached_file(servers, packages, upstream_project, headers):
+    fake, url = servers.fake_upstream()
+    publish(fake, upstream_project)
+    filename, data, _ = upstream_project["wheel"]
+    proxy = servers.proxy(packages, url)
+    proxy.upstream.cache_scanned(set())  # what is in the cache is known from memory only
+    streamed = Deferred.fromCoroutine(proxy.get(f"/upstream/remote/{filename}"))
+    response, body = await proxy.get(f"/upstream/remote/{filename}", headers)
+    assert response.code == (206 if headers else 200)
+    assert body == (data[:4] if headers else data)
+    response, body = await streamed
+    assert response.code == 200 and body == data

@@ -17,7 +17,7 @@ import os
 import tempfile
 from typing import IO, Protocol
 
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred, succeed
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -267,9 +267,12 @@ class FileDownload:
         Begin the download; the returned Deferred fires (with None) when it
         is over, however it ended.
         """
-        requested = self._agent.request(b"GET", self.url.encode("ascii"), self._headers)
-        requested.addTimeout(self.timeout, self._reactor)
         self._over: Deferred = Deferred()
+        # Whatever fails before the request is under way (a URL that will
+        # not encode, an agent that raises) ends the download like any other
+        # failure, so it is forgotten and its waiters are answered.
+        requested = maybeDeferred(lambda: self._agent.request(b"GET", self.url.encode("ascii"), self._headers))
+        requested.addTimeout(self.timeout, self._reactor)
         requested.addCallback(self._got_response).addErrback(self._fail_with)
         return self._over
 
@@ -375,6 +378,9 @@ class FileDownload:
     def _settle(self, result: Failure | str) -> None:
         self.result = result
         self._listeners.clear()
+        # The owner's bookkeeping (the file is in the cache now) before the
+        # waiters, who go and look for the file at once.
+        self._over.callback(None)
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if waiter.called:
@@ -383,7 +389,6 @@ class FileDownload:
                 waiter.errback(result)
             else:
                 waiter.callback(result)
-        self._over.callback(None)
 
 
 class _Discard(TwistedProtocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from urllib.parse import urlsplit
 
 from twisted.application import service
 from twisted.logger import Logger
@@ -228,7 +229,16 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name} takes a number of seconds") from None
             if self[name] < 0 or (name == "upstream-timeout" and self[name] == 0):
                 raise usage.UsageError(f"--{name} takes a positive number of seconds")
-        if mode != "proxy" or self["disable-fallback"]:
+        if self["disable-fallback"]:
+            return
+        if mode == "redirect":
+            parts = urlsplit(self["fallback-url"])
+            if parts.username is not None or parts.password is not None:
+                # Every anonymous client would be given them in a Location header.
+                raise usage.UsageError(
+                    "--fallback-url has a user or password, which redirect mode would hand to every"
+                    " client: use --fallback-mode proxy for an upstream that needs credentials"
+                )
             return
         first = self["directories"][0]
         cache_dir = self["cache-dir"] or os.path.join(os.path.dirname(first), os.path.basename(first) + "-upstream-cache")

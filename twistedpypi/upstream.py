@@ -16,13 +16,15 @@ import base64
 import hashlib
 import os
 import re
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import treq
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -44,10 +46,13 @@ PAGE_FILE = ".project.json"
 
 METADATA_SUFFIX = ".metadata"
 
+MAX_PROJECTS = 10_000
+"""Project pages kept in memory; as many answers that upstream has no such project."""
+
 _PROJECT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 
 
-def is_project_name(name: str) -> bool:
+def is_normalized_project_name(name: str) -> bool:
     """
     Whether C{name} is a normalised PEP 508 project name: only those are
     asked of the upstream, and only those become folders in the cache.
@@ -114,9 +119,60 @@ class ProxiedProject:
         return page
 
 
+class RecentProjects:
+    """
+    The upstream's answers kept in memory, least recently used forgotten
+    first: at most C{limit} projects it has and C{limit} it has not, the
+    latter also forgotten (as new answers come) once older than the TTL.
+    Kept apart, so that requests for any number of made-up names neither
+    grow memory without bound nor push real projects out.  A forgotten page
+    is still on disk.
+    """
+
+    def __init__(self, limit: int, ttl: float) -> None:
+        self.limit = limit
+        self.ttl = ttl
+        self._found: OrderedDict[str, ProxiedProject] = OrderedDict()
+        self._missing: OrderedDict[str, ProxiedProject] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._found) + len(self._missing)
+
+    def peek(self, name: str) -> ProxiedProject | None:
+        """The entry for C{name}, if kept, without counting it as a use."""
+        return self._found.get(name) or self._missing.get(name)
+
+    def get(self, name: str) -> ProxiedProject | None:
+        """The entry for C{name}, if kept, counted as a use."""
+        for entries in (self._found, self._missing):
+            entry = entries.get(name)
+            if entry is not None:
+                entries.move_to_end(name)
+                return entry
+        return None
+
+    def add(self, entry: ProxiedProject, now: float) -> None:
+        """Keep C{entry}, replacing any earlier one of its name."""
+        self._found.pop(entry.name, None)
+        self._missing.pop(entry.name, None)
+        entries = self._found if entry.project is not None else self._missing
+        entries[entry.name] = entry
+        while len(entries) > self.limit:
+            entries.popitem(last=False)
+        # The least recently used misses are at the front: drop the stale ones.
+        while self._missing:
+            oldest = next(iter(self._missing.values()))
+            if now - oldest.fetched < self.ttl:
+                break
+            self._missing.popitem(last=False)
+
+
 def _write_atomically(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.part"
+    directory, filename = os.path.split(path)
+    # Named like a download's temporary file, so the start-up sweep removes
+    # it if this process dies before the rename.
+    temporary = os.path.join(directory, f".{filename}.{os.getpid()}.part")
     with open(temporary, "wb") as stream:
         stream.write(data)
     os.replace(temporary, path)
@@ -146,6 +202,7 @@ class Upstream:
         timeout: float = 10.0,
         reactor=None,
         pool: HTTPConnectionPool | None = None,
+        max_projects: int = MAX_PROJECTS,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -164,9 +221,14 @@ class Upstream:
         # Files go through a bare agent: treq would ask for and undo gzip
         # encoding, which turns a .tar.gz into a .tar that fails its hash.
         self._file_agent = RedirectAgent(agent)
-        self._projects: dict[str, ProxiedProject] = {}
+        self._projects = RecentProjects(max_projects, ttl)
         self._flights = SingleFlight()
         self._downloads: dict[str, FileDownload] = {}
+        # "project/file" of every complete file in the cache: the ones this
+        # server stored, and those the start-up scan found.  Until that scan
+        # is done, what is not known here is asked of the disk, in a thread.
+        self._complete: set[str] = set()
+        self._scanned = False
         self._down_until = float("-inf")
         self.stats = UpstreamStats()
 
@@ -199,7 +261,7 @@ class Upstream:
         return Deferred.fromCoroutine(self._project(name))
 
     async def _project(self, name: str) -> ProxiedProject:
-        if not is_project_name(name):
+        if not is_normalized_project_name(name):
             raise UpstreamError(404, f"{name!r} is not a project name")
         cached = self._projects.get(name)
         if cached is None:
@@ -243,7 +305,7 @@ class Upstream:
         if response.code in (404, 410):
             await response.content()
             entry = ProxiedProject(name, None, self._reactor.seconds())
-            self._projects[name] = entry
+            self._projects.add(entry, entry.fetched)
             return entry
         if response.code != 200:
             await response.content()
@@ -262,7 +324,7 @@ class Upstream:
             project=name, index=self.index_url, count=len(project.files),
         )
         entry = ProxiedProject(name, project, self._reactor.seconds())
-        self._projects[name] = entry
+        self._projects.add(entry, entry.fetched)
         path = os.path.join(self._project_dir(name), PAGE_FILE)
         saving = deferToThread(lambda: _write_atomically(path, project.to_json()))
         saving.addErrback(lambda f: log.failure("could not keep the page of {project}", f, project=name))
@@ -271,13 +333,15 @@ class Upstream:
     async def _load(self, name: str) -> ProxiedProject | None:
         """The page kept on disk by an earlier run, as stale."""
         body = await deferToThread(_read, os.path.join(self._project_dir(name), PAGE_FILE))
-        if body is None or name in self._projects:
-            return self._projects.get(name)
+        kept = self._projects.peek(name)
+        if body is None or kept is not None:
+            return kept
         try:
             project = await deferToThread(parse_json, body, self.index_url, name)
         except UnreadablePage:
             return None
-        entry = self._projects[name] = ProxiedProject(name, project, float("-inf"))
+        entry = ProxiedProject(name, project, float("-inf"))
+        self._projects.add(entry, self._reactor.seconds())
         return entry
 
     async def _entry(self, name: str, filename: str) -> UpstreamFile:
@@ -289,14 +353,44 @@ class Upstream:
 
     # Files
 
-    def cached_file(self, name: str, filename: str) -> str | None:
-        """The path of the file in the cache, if it is there."""
+    def cache_scanned(self, complete: set[str]) -> None:
+        """
+        The start-up scan found the files C{complete} (C{"project/file"}) in
+        the cache: from now on, what is in the cache is known without asking
+        the disk.
+        """
+        self._complete |= complete
+        self._scanned = True
+
+    def cached_file(self, name: str, filename: str) -> Deferred:
+        """
+        The path of C{filename} (a distribution or its metadata file) in the
+        cache, or L{None} if it is not there yet.
+        """
+        return Deferred.fromCoroutine(self._cached_file(name, filename))
+
+    async def _cached_file(self, name: str, filename: str) -> str | None:
         path = os.path.join(self._project_dir(name), filename)
-        return path if os.path.isfile(path) else None
+        key = f"{name}/{filename}"
+        if key in self._complete:
+            return path
+        if self._scanned:
+            return None
+        if await deferToThread(os.path.isfile, path):
+            self._complete.add(key)
+            return path
+        return None
+
+    def forget_file(self, name: str, filename: str) -> None:
+        """
+        C{filename} is gone from the cache (someone deleted it to reclaim
+        space): fetch it again when it is asked for.
+        """
+        self._complete.discard(f"{name}/{filename}")
 
     def known_sha256(self, name: str, filename: str) -> str | None:
         """The file's sha256 if upstream's page (in memory) gives it."""
-        proxied = self._projects.get(name)
+        proxied = self._projects.peek(name)
         entry = proxied.project.file(filename) if proxied and proxied.project else None
         return entry.hashes.get("sha256") if entry else None
 
@@ -314,11 +408,11 @@ class Upstream:
         if running is not None:
             return running
         entry = await self._entry(name, filename)
+        if await self.cached_file(name, filename) is not None:
+            return None
         running = self._downloads.get(key)
         if running is not None:
             return running
-        if self.cached_file(name, filename) is not None:
-            return None
         download = FileDownload(
             self._file_agent,
             entry.url,
@@ -334,7 +428,9 @@ class Upstream:
 
         def over(_: object) -> None:
             del self._downloads[key]
-            if isinstance(download.result, Failure) and download.result.value.code != 404:
+            if not isinstance(download.result, Failure):
+                self._complete.add(key)
+            elif download.result.value.code != 404:
                 self._upstream_failed()
 
         download.start().addCallback(over)
@@ -345,11 +441,17 @@ class Upstream:
         The path of the cached PEP 658 metadata of C{filename}, fetched from
         upstream the first time; fails with L{UpstreamError}.
         """
-        path = os.path.join(self._project_dir(name), filename + METADATA_SUFFIX)
-        if os.path.isfile(path):
+        return Deferred.fromCoroutine(self._metadata(name, filename))
+
+    async def _metadata(self, name: str, filename: str) -> str:
+        cached = await self.cached_file(name, filename + METADATA_SUFFIX)
+        if cached is not None:
             self.stats.metadata_hits += 1
-            return succeed(path)
-        return self._flights.run(("metadata", path), lambda: Deferred.fromCoroutine(self._fetch_metadata(name, filename, path)))
+            return cached
+        path = os.path.join(self._project_dir(name), filename + METADATA_SUFFIX)
+        return await self._flights.run(
+            ("metadata", path), lambda: Deferred.fromCoroutine(self._fetch_metadata(name, filename, path))
+        )
 
     async def _fetch_metadata(self, name: str, filename: str, path: str) -> str:
         entry = await self._entry(name, filename)
@@ -373,29 +475,49 @@ class Upstream:
             if error.code != 404:
                 self._upstream_failed()
             raise error from None
+        # A metadata file is a few kilobytes: hashing it here costs less than
+        # a trip to a thread.
         if isinstance(entry.core_metadata, dict):
             for algorithm, digest in entry.core_metadata.items():
                 if algorithm in hashlib.algorithms_available and hashlib.new(algorithm, body).hexdigest() != digest.lower():
                     raise UpstreamError(502, f"the metadata of {filename} from upstream does not match its {algorithm}")
         await deferToThread(_write_atomically, path, body)
+        self._complete.add(f"{name}/{filename}{METADATA_SUFFIX}")
         return path
 
 
-def sweep_temporaries(cache_dir: str) -> int:
+def sweep_temporaries(cache_dir: str, before: float = float("inf")) -> int:
     """
-    Remove the temporary files of downloads a previous run did not finish;
-    return how many.  Blocks: call it in a thread.
+    Remove the temporary files of downloads a previous run did not finish
+    (last written before C{before}, so not this run's); return how many.
+    Blocks: call it in a thread.
+    """
+    return scan_cache(cache_dir, before)[0]
+
+
+def scan_cache(cache_dir: str, before: float = float("inf")) -> tuple[int, set[str]]:
+    """
+    Remove the temporary files of unfinished downloads (see
+    L{sweep_temporaries}) and list the complete files, as
+    C{"project/file"}: how many were removed, and that list.  Blocks: call
+    it in a thread.
     """
     removed = 0
+    complete: set[str] = set()
     for directory, _, filenames in os.walk(cache_dir):
+        project = os.path.relpath(directory, cache_dir)
         for filename in filenames:
+            path = os.path.join(directory, filename)
             if filename.startswith(".") and filename.endswith(".part"):
                 try:
-                    os.unlink(os.path.join(directory, filename))
-                    removed += 1
+                    if os.stat(path).st_mtime < before:
+                        os.unlink(path)
+                        removed += 1
                 except OSError:
                     pass
-    return removed
+            elif not filename.startswith(".") and is_normalized_project_name(project):
+                complete.add(f"{project}/{filename}")
+    return removed, complete
 
 
 class UpstreamService(Service):
@@ -413,11 +535,16 @@ class UpstreamService(Service):
             "proxying projects not found here from {index}, cached in {cache_dir}",
             index=self.upstream.index_url, cache_dir=self.upstream.cache_dir,
         )
-        sweeping = deferToThread(sweep_temporaries, self.upstream.cache_dir)
-        sweeping.addCallback(
-            lambda count: count and log.info("removed {count} unfinished downloads", count=count)
-        )
-        sweeping.addErrback(lambda f: log.failure("sweeping the upstream cache", f))
+        scanning = deferToThread(scan_cache, self.upstream.cache_dir, time.time())
+
+        def scanned(result: tuple[int, set[str]]) -> None:
+            removed, complete = result
+            self.upstream.cache_scanned(complete)
+            if removed:
+                log.info("removed {count} unfinished downloads", count=removed)
+
+        scanning.addCallback(scanned)
+        scanning.addErrback(lambda f: log.failure("scanning the upstream cache", f))
 
     def stopService(self) -> Deferred:
         super().stopService()

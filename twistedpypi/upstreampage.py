@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit, urlunsplit
 
 from twistedpypi.distfile import parse_filename, version_sort_key
 
@@ -106,14 +106,44 @@ class UpstreamProject:
         ).encode("utf-8")
 
 
+_URL_SAFE = "%/:@!$&'()*+,;=~"
+"""Characters a URL keeps as they are: reserved ones and existing escapes."""
+
+
+def _ascii_url(url: str) -> str:
+    """
+    C{url} as it goes on the wire: a host outside ASCII in IDNA, anything
+    else outside ASCII (or a space, a quote...) percent-encoded as UTF-8,
+    reserved characters and existing escapes left alone.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if not netloc.isascii():
+        userinfo, at, hostport = netloc.rpartition("@")
+        host, colon, port = hostport.partition(":")
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise UnreadablePage(f"link {url!r} has a host name that is not valid") from None
+        netloc = quote(userinfo, safe=_URL_SAFE) + at + host + colon + port
+    return urlunsplit(
+        parts._replace(
+            netloc=netloc,
+            path=quote(parts.path, safe=_URL_SAFE),
+            query=quote(parts.query, safe=_URL_SAFE + "?"),
+        )
+    )
+
+
 def _checked_url(base_url: str, href: str) -> tuple[str, str]:
     """
-    The absolute URL of a link and its fragment; only http(s) is accepted.
+    The absolute URL of a link, in ASCII, and its fragment; only http(s) is
+    accepted.
     """
     url, fragment = urldefrag(urljoin(base_url, href))
     if urlsplit(url).scheme not in ("http", "https"):
         raise UnreadablePage(f"link {href!r} is not http(s)")
-    return url, fragment
+    return _ascii_url(url), fragment
 
 
 def _file_name(url: str, text: str | None) -> tuple[str, str] | None:

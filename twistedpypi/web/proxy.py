@@ -10,9 +10,11 @@ local name (dependency confusion).
 
 from __future__ import annotations
 
-from typing import Awaitable
+import os
+from typing import IO, Awaitable
 
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -21,7 +23,7 @@ from twistedpypi.distfile import parse_filename
 from twistedpypi.download import FileDownload, UpstreamError
 from twistedpypi.index import PackageIndex, Page
 from twistedpypi.render import SIMPLE_JSON, simple_upstream_html, simple_upstream_json
-from twistedpypi.upstream import METADATA_SUFFIX, Upstream, is_project_name
+from twistedpypi.upstream import METADATA_SUFFIX, Upstream, is_normalized_project_name
 from twistedpypi.web.files import DistributionFileResource
 from twistedpypi.web.respond import error_page, send_page
 
@@ -133,6 +135,52 @@ class _StreamToRequest:
         self.answer.send(error_page(self.request, error.code, error.reason))
 
 
+def _open(path: str) -> tuple[IO[bytes], os.stat_result]:
+    """The file open for reading, and its status.  Blocks: call it in a thread."""
+    stream = open(path, "rb")
+    try:
+        return stream, os.fstat(stream.fileno())
+    except BaseException:
+        stream.close()
+        raise
+
+
+class _CachedFile(DistributionFileResource):
+    """
+    A file of the cache opened (and its status read) in a thread beforehand,
+    so that C{static.File} sends it (Range, HEAD, conditional requests, a
+    producer) without touching the disk on the reactor thread.
+    """
+
+    def __init__(
+        self, path: str, stream: IO[bytes], status: os.stat_result, etag: bytes | None, cache_control: bytes | None
+    ) -> None:
+        super().__init__(path, etag, cache_control)
+        self._stream: IO[bytes] | None = stream
+        self._status = status
+
+    def restat(self, reraise: bool = True) -> None:
+        # static.File stats the path on each render: the open file's status
+        # stands in for it.
+        self._statinfo = self._status
+
+    def openForReading(self) -> IO[bytes]:
+        stream, self._stream = self._stream, None
+        return stream
+
+    def close(self) -> None:
+        """Close the file if it was not handed over to be sent."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def render_GET(self, request: Request) -> bytes | int:
+        try:
+            return super().render_GET(request)
+        finally:
+            self.close()  # answered without the body (304 by its ETag)
+
+
 class UpstreamFiles(Resource):
     """
     C{/upstream/<project>/<file>} and C{<file>.metadata}: files of proxied
@@ -153,7 +201,7 @@ class UpstreamFiles(Resource):
             project, filename = (part.decode("utf-8") for part in postpath)
         except (ValueError, UnicodeDecodeError):
             return error_page(request, 404, "use /upstream/<project>/<file>")
-        if not is_project_name(project) or "\0" in filename:
+        if not is_normalized_project_name(project) or "\0" in filename:
             return error_page(request, 404, "no such file")
         if self.index.project(project) is not None:
             return error_page(
@@ -163,19 +211,42 @@ class UpstreamFiles(Resource):
         distribution = filename[: -len(METADATA_SUFFIX)] if metadata else filename
         if parse_filename(distribution) is None:
             return error_page(request, 404, "no such file")
-        if metadata:
-            return _Answer(request).run(self._metadata(request, project, distribution))
-        path = self.upstream.cached_file(project, filename)
-        if path is not None:
-            self.upstream.stats.file_hits += 1
-            return self._from_disk(request, path, project, filename)
         answer = _Answer(request)
-        return answer.run(self._fetch(answer, project, filename))
+        if metadata:
+            return answer.run(self._metadata(answer, project, distribution))
+        return answer.run(self._file(answer, project, filename))
 
-    def _from_disk(self, request: Request, path: str, project: str, filename: str) -> bytes | int:
+    async def _open_cached(self, project: str, filename: str) -> _CachedFile | None:
+        """
+        The cached file, opened in a thread, or L{None} if it is not in the
+        cache.
+        """
+        path = await self.upstream.cached_file(project, filename)
+        if path is None:
+            return None
+        try:
+            stream, status = await deferToThread(_open, path)
+        except FileNotFoundError:
+            # Deleted from the cache to reclaim space: fetched again.
+            self.upstream.forget_file(project, filename)
+            return None
         sha256 = self.upstream.known_sha256(project, filename)
         etag = f'"{sha256}"'.encode("ascii") if sha256 else None
-        return DistributionFileResource(path, etag, self.cache_control).render(request)
+        return _CachedFile(path, stream, status, etag, self.cache_control)
+
+    @staticmethod
+    def _send(answer: _Answer, cached: _CachedFile) -> bytes | int:
+        if answer.gone:
+            cached.close()
+            return NOT_DONE_YET
+        return cached.render(answer.request)
+
+    async def _file(self, answer: _Answer, project: str, filename: str) -> bytes | int:
+        cached = await self._open_cached(project, filename)
+        if cached is not None:
+            self.upstream.stats.file_hits += 1
+            return self._send(answer, cached)
+        return await self._fetch(answer, project, filename)
 
     async def _fetch(self, answer: _Answer, project: str, filename: str) -> bytes | int:
         request = answer.request
@@ -199,14 +270,19 @@ class UpstreamFiles(Resource):
             self.upstream.stats.file_hits += 1
         if answer.gone:
             return NOT_DONE_YET
-        path = self.upstream.cached_file(project, filename)
-        if path is None:
+        cached = await self._open_cached(project, filename)
+        if cached is None:
             return error_page(request, 502, f"{filename} vanished from the cache")
-        return self._from_disk(request, path, project, filename)
+        return self._send(answer, cached)
 
-    async def _metadata(self, request: Request, project: str, filename: str) -> bytes | int:
-        try:
-            path = await self.upstream.metadata(project, filename)
-        except UpstreamError as error:
-            return error_page(request, error.code, error.reason)
-        return DistributionFileResource(path, None, self.cache_control).render(request)
+    async def _metadata(self, answer: _Answer, project: str, filename: str) -> bytes | int:
+        request = answer.request
+        for _ in range(2):  # once more if it was deleted from the cache meanwhile
+            try:
+                await self.upstream.metadata(project, filename)
+            except UpstreamError as error:
+                return error_page(request, error.code, error.reason)
+            cached = await self._open_cached(project, filename + METADATA_SUFFIX)
+            if cached is not None:
+                return self._send(answer, cached)
+        return error_page(request, 502, f"{filename}{METADATA_SUFFIX} vanished from the cache")

@@ -6,6 +6,7 @@ negotiated, from pages the index keeps rendered.
 from __future__ import annotations
 
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -47,10 +48,16 @@ class NotFound:
 class FallbackRedirect:
     """
     Unknown projects are redirected to another index, as pypiserver does.
+
+    A C{user:password@} in C{fallback_url} is left out of the redirects:
+    they go to anonymous clients (the command line refuses such a URL in
+    this mode; this guards a L{Config} built some other way).
     """
 
     def __init__(self, fallback_url: str) -> None:
-        self.fallback_url = fallback_url
+        parts = urlsplit(fallback_url)
+        host = parts.netloc.rpartition("@")[2]
+        self.fallback_url = urlunsplit(parts._replace(netloc=host))
 
     def render_missing(self, request: Request, project: str, media_type: bytes) -> bytes:
         return absolute_redirect(request, f"{self.fallback_url}{project}/")
