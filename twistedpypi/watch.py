@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from twistedpypi import describecache
@@ -117,6 +118,7 @@ class PackageWatcher(Service):
         self._loop: LoopingCall | None = None
         self._previous_scan: dict[str, FileState] = {}
         self._unreadable: dict[str, str] = {}
+        self._undescribable: dict[str, FileState] = {}
         self._retry_call = None
         self.ready: Deferred[None] = Deferred()
         self.is_ready = False
@@ -174,24 +176,30 @@ class PackageWatcher(Service):
 
     async def _start(self) -> None:
         started = time.monotonic()
-        if self._use_inotify:
-            self._start_notifier()
-        if self._cache_path is not None:
-            self._cached = await deferToThread(describecache.load, self._cache_path)
-        found = await deferToThread(scan, self.directories, self._roots)
-        self._watch_directories(found.directories)
-        await self._apply(found, scope=None, settle=False)
-        self._note_unreadable(found)
-        log.info(
-            "indexed {files} files of {projects} projects from {directories} in {seconds:.2f}s"
-            " ({reused} from the description cache, {mode})",
-            files=self.index.file_count,
-            projects=len(self.index.projects),
-            directories=", ".join(self.directories),
-            seconds=time.monotonic() - started,
-            reused=self._reused,
-            mode="inotify" if self._notifier is not None else "polling",
-        )
+        try:
+            await self._first_scan()
+        except Exception:
+            # Requests wait for the first scan: they must not wait forever
+            # on one that broke.  What is indexed is served, like files in
+            # a directory that cannot be read, and the safety-net rescans
+            # fill in the rest once the cause is gone.
+            log.failure(
+                "the first scan of the package directories failed; serving the {files} files"
+                " indexed so far and scanning again every {interval:g}s",
+                files=self.index.file_count,
+                interval=RESCAN_INTERVAL if self._notifier is not None else POLL_INTERVAL,
+            )
+        else:
+            log.info(
+                "indexed {files} files of {projects} projects from {directories} in {seconds:.2f}s"
+                " ({reused} from the description cache, {mode})",
+                files=self.index.file_count,
+                projects=len(self.index.projects),
+                directories=", ".join(self.directories),
+                seconds=time.monotonic() - started,
+                reused=self._reused,
+                mode="inotify" if self._notifier is not None else "polling",
+            )
         self._cached = {}
         self.is_ready = True
         self.index.on_change(self._schedule_save)
@@ -201,11 +209,20 @@ class PackageWatcher(Service):
         if not self.running:
             return
         interval = RESCAN_INTERVAL if self._notifier is not None else POLL_INTERVAL
-        self._loop = LoopingCall(self.rescan)
+        # A failed rescan is logged and the next one comes as usual.
+        self._loop = LoopingCall(self._rescan_logged)
         self._loop.clock = self._reactor
-        self._loop.start(interval, now=False).addErrback(
-            lambda failure: log.failure("rescanning the package directories failed", failure)
-        )
+        self._loop.start(interval, now=False)
+
+    async def _first_scan(self) -> None:
+        if self._use_inotify:
+            self._start_notifier()
+        if self._cache_path is not None:
+            self._cached = await deferToThread(describecache.load, self._cache_path)
+        found = await deferToThread(scan, self.directories, self._roots)
+        self._watch_directories(found.directories)
+        await self._apply(found, scope=None, settle=False)
+        self._note_unreadable(found)
 
     def rescan(self) -> Deferred[None]:
         """
@@ -264,7 +281,10 @@ class PackageWatcher(Service):
         return bool(recovered)
 
     def _retry(self) -> None:
-        self.rescan().addErrback(
+        self._rescan_logged()
+
+    def _rescan_logged(self) -> Deferred[None]:
+        return self.rescan().addErrback(
             lambda failure: log.failure("rescanning the package directories failed", failure)
         )
 
@@ -395,6 +415,8 @@ class PackageWatcher(Service):
                     if known.signature != (path in found.signed):
                         index.set_signature(path, path in found.signed)
                     continue
+                if self._undescribable.get(path) == state:
+                    continue
                 if (
                     settle
                     and now_ns - state.mtime_ns < SETTLE_SECONDS * 1e9
@@ -404,6 +426,9 @@ class PackageWatcher(Service):
                 fresh.append(state)
             gone = list(removed)
             if scope is None:
+                self._undescribable = {
+                    p: state for p, state in self._undescribable.items() if p in found.files
+                }
                 gone += [p for p in index.files_by_path if p not in found.files]
             elif scope:
                 prefixes = tuple(d.rstrip(os.sep) + os.sep for d in scope)
@@ -419,7 +444,15 @@ class PackageWatcher(Service):
             described = self._from_cache(fresh, found.signed)
             fresh = [state for state in fresh if state.path not in self._cached]
             if fresh:
-                described += await deferToThread(self._describe_all, fresh, found.signed)
+                more, failed = await deferToThread(self._describe_all, fresh, found.signed)
+                described += more
+                for state, failure in failed:
+                    log.failure(
+                        "cannot describe {path}; it is left out of the index until it changes",
+                        failure,
+                        path=state.path,
+                    )
+                    self._undescribable[state.path] = state
             if described or gone:
                 index.update(added=described, removed=gone)
         finally:
@@ -446,13 +479,24 @@ class PackageWatcher(Service):
         self._reused += len(reused)
         return reused
 
-    def _describe_all(self, states: list[FileState], signed: set[str]) -> list[DistributionFile]:
+    def _describe_all(
+        self, states: list[FileState], signed: set[str]
+    ) -> tuple[list[DistributionFile], list[tuple[FileState, Failure]]]:
+        """
+        Describe files, in a thread.  One that cannot be described (a bug
+        met by a strange file) is reported, not allowed to sink the others.
+        """
         results = []
+        failed = []
         for state in states:
-            dist = describe(state, self._algorithms, state.path in signed)
+            try:
+                dist = describe(state, self._algorithms, state.path in signed)
+            except Exception:
+                failed.append((state, Failure()))
+                continue
             if dist is not None:
                 results.append(dist)
-        return results
+        return results, failed
 
 
 class _Inspection:

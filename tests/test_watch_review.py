@@ -1,0 +1,89 @@
+"""
+The watcher when things go wrong or race: a file that cannot be described,
+a first scan that fails, a rescan racing an event, links made into a
+watched directory, slow copies seen by polling.
+"""
+
+import os
+import threading
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+from twisted.logger import formatEvent, globalLogPublisher
+
+import twistedpypi.watch as watch
+from tests.distributions import wheel_bytes, write
+from tests.test_watch import wait_for
+from twistedpypi.index import PackageIndex
+from twistedpypi.watch import PackageWatcher
+
+
+@pytest.fixture
+def logged():
+    """The text of every event logged during the test."""
+    lines = []
+
+    def observe(event):
+        lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield lines
+    globalLogPublisher.removeObserver(observe)
+
+
+@pytest.fixture
+def started():
+    """Start watchers; stopped after the test."""
+    watchers = []
+
+    def start(*args, **kwargs):
+        watcher = PackageWatcher(PackageIndex(), *args, **kwargs)
+        watchers.append(watcher)
+        watcher.startService()
+        return watcher
+
+    yield start
+    for watcher in watchers:
+        watcher.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_that_cannot_be_described_is_logged_and_the_others_are_served(
+    packages, started, monkeypatch, logged
+):
+    write(packages, wheel_bytes("good", "1.0"))
+    bad = write(packages, wheel_bytes("bad", "1.0"))
+    real = watch.describe
+
+    def describe(state, *args):
+        if state.path == bad:
+            raise ValueError("a bug met by a strange file")
+        return real(state, *args)
+
+    monkeypatch.setattr(watch, "describe", describe)
+    watcher = started([str(packages)])
+    await watcher.ready
+    assert sorted(watcher.index.projects) == ["good"]
+    assert any(f"cannot describe {bad}" in line for line in logged)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_first_scan_is_logged_and_requests_are_answered_then_it_recovers(
+    packages, started, monkeypatch, logged
+):
+    write(packages, wheel_bytes("late", "1.0"))
+    real = watch.scan
+
+    def broken(*args):
+        raise RuntimeError("scan is broken")
+
+    monkeypatch.setattr(watch, "scan", broken)
+    watcher = started([str(packages)], use_inotify=False)
+    await wait_for(lambda: watcher.is_ready, timeout=3)
+    assert watcher.ready.called
+    assert any("the first scan of the package directories failed" in line for line in logged)
+    # The safety-net rescans keep going, and fill the index once scans work.
+    await task.deferLater(reactor, 2 * watch.POLL_INTERVAL)
+    monkeypatch.setattr(watch, "scan", real)
+    await wait_for(lambda: watcher.index.project("late") is not None, timeout=5)
