@@ -87,3 +87,35 @@ async def test_a_failing_first_scan_is_logged_and_requests_are_answered_then_it_
     await task.deferLater(reactor, 2 * watch.POLL_INTERVAL)
     monkeypatch.setattr(watch, "scan", real)
     await wait_for(lambda: watcher.index.project("late") is not None, timeout=5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_rescan_does_not_undo_what_events_did_while_it_scanned(packages, started, monkeypatch):
+    old = write(packages, wheel_bytes("old", "1.0"))
+    os.utime(old, (1_600_000_000, 1_600_000_000))
+    watcher = started([str(packages)])
+    await watcher.ready
+    real = watch.scan
+    scanned, go_on = threading.Event(), threading.Event()
+
+    def slow_scan(*args):
+        result = real(*args)
+        scanned.set()
+        go_on.wait(10)  # a big tree takes a while to walk
+        return result
+
+    monkeypatch.setattr(watch, "scan", slow_scan)
+    rescanning = watcher.rescan()
+    try:
+        await wait_for(scanned.is_set, timeout=5)
+        # Meanwhile a file is copied in and another removed, and the
+        # events (or an upload) bring the index up to date.
+        new = write(packages, wheel_bytes("new", "1.0"))
+        os.remove(old)
+        await watcher.refresh([new, old])
+        assert sorted(watcher.index.projects) == ["new"]
+    finally:
+        go_on.set()
+    await rescanning
+    # The rescan's older picture of the directory does not win.
+    assert sorted(watcher.index.projects) == ["new"]

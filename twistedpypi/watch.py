@@ -119,6 +119,7 @@ class PackageWatcher(Service):
         self._previous_scan: dict[str, FileState] = {}
         self._unreadable: dict[str, str] = {}
         self._undescribable: dict[str, FileState] = {}
+        self._rescans: list[set[str]] = []
         self._retry_call = None
         self.ready: Deferred[None] = Deferred()
         self.is_ready = False
@@ -230,6 +231,16 @@ class PackageWatcher(Service):
         """
 
         async def rescan() -> None:
+            # What events change while the scan walks the tree is newer
+            # than what the scan saw: the scan must not undo it.
+            newer: set[str] = set()
+            self._rescans.append(newer)
+            try:
+                await scan_and_apply(newer)
+            finally:
+                self._rescans = [paths for paths in self._rescans if paths is not newer]
+
+        async def scan_and_apply(newer: set[str]) -> None:
             found = await deferToThread(scan, self.directories, self._roots)
             recovered = self._note_unreadable(found)
             if recovered:
@@ -241,7 +252,7 @@ class PackageWatcher(Service):
                 # have settled.
                 self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
             self._watch_directories(found.directories)
-            await self._apply(found, scope=None, settle=True)
+            await self._apply(found, scope=None, settle=True, newer=newer)
             # A file seen unchanged by two scans in a row is complete.
             self._previous_scan = found.files
 
@@ -375,6 +386,9 @@ class PackageWatcher(Service):
 
     async def _refresh_paths(self, paths: set[str]) -> None:
         gone_directories, self._gone_directories = self._gone_directories, set()
+        for newer in self._rescans:
+            newer.update(paths, gone_directories)
+            newer.update(p[: -len(SIGNATURE_SUFFIX)] for p in paths if p.endswith(SIGNATURE_SUFFIX))
         inspected = await deferToThread(_inspect, paths, self._roots)
         removed = list(inspected.gone)
         if gone_directories:
@@ -394,6 +408,7 @@ class PackageWatcher(Service):
         scope: list[str] | None,
         settle: bool,
         removed: Iterable[str] = (),
+        newer: set[str] | None = None,
     ) -> None:
         """
         Bring the index in line with C{found}.
@@ -403,6 +418,8 @@ class PackageWatcher(Service):
             everything; an empty list means remove nothing.
         @param settle: skip files modified within L{SETTLE_SECONDS}; they
             are still being written.
+        @param newer: paths (files, or directories with everything below)
+            changed by events since C{found} was made: left as they are.
         """
         await self._lock.acquire()
         try:
@@ -410,6 +427,8 @@ class PackageWatcher(Service):
             fresh = []
             now_ns = time.time_ns()
             for path, state in found.files.items():
+                if newer and _under(path, newer):
+                    continue
                 known = index.files_by_path.get(path)
                 if known is not None and (known.size, known.mtime_ns) == (state.size, state.mtime_ns):
                     if known.signature != (path in found.signed):
@@ -436,6 +455,8 @@ class PackageWatcher(Service):
                     p for p in index.files_by_path
                     if p.startswith(prefixes) and p not in found.files
                 ]
+            if newer:
+                gone = [p for p in gone if not _under(p, newer)]
             if found.unreadable:
                 # Unknown is not gone: a directory that cannot be read for a
                 # moment must not empty the index (and send pip elsewhere).
@@ -497,6 +518,18 @@ class PackageWatcher(Service):
             if dist is not None:
                 results.append(dist)
         return results, failed
+
+
+def _under(path: str, paths: set[str]) -> bool:
+    """
+    Whether C{path} or a directory above it is one of C{paths}.
+    """
+    while path not in paths:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return True
 
 
 class _Inspection:
