@@ -119,3 +119,34 @@ async def test_a_rescan_does_not_undo_what_events_did_while_it_scanned(packages,
     await rescanning
     # The rescan's older picture of the directory does not win.
     assert sorted(watcher.index.projects) == ["new"]
+
+
+@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest_twisted.ensureDeferred
+async def test_hard_and_symbolic_links_made_into_a_watched_directory_are_served_within_a_second(
+    packages, started, tmp_path
+):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    hard = write(outside, wheel_bytes("hard", "1.0"))
+    soft = write(outside, wheel_bytes("soft", "1.0"))
+    watcher = started([str(packages)], follow_symlinks=True)
+    await watcher.ready
+    os.link(hard, packages / os.path.basename(hard))
+    os.symlink(soft, packages / os.path.basename(soft))
+    await wait_for(lambda: sorted(watcher.index.projects) == ["hard", "soft"], timeout=1)
+
+
+@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest_twisted.ensureDeferred
+async def test_a_file_being_created_still_waits_for_its_close(packages, started):
+    watcher = started([str(packages)])
+    await watcher.ready
+    filename, data = wheel_bytes("slow", "1.0")
+    with open(packages / filename, "wb") as stream:
+        stream.write(data[:100])
+        stream.flush()
+        await task.deferLater(reactor, 0.3)
+        assert watcher.index.file(filename) is None
+        stream.write(data[100:])
+    await wait_for(lambda: watcher.index.file(filename) is not None)

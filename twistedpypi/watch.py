@@ -11,6 +11,7 @@ moments, which the events announce when they settle.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from dataclasses import replace
 from typing import Iterable
@@ -113,6 +114,7 @@ class PackageWatcher(Service):
         self._notifier = None
         self._watched: set[str] = set()
         self._pending: set[str] = set()
+        self._created: set[str] = set()
         self._gone_directories: set[str] = set()
         self._flush_call = None
         self._loop: LoopingCall | None = None
@@ -360,7 +362,10 @@ class PackageWatcher(Service):
                 self._pending.add(path)
         elif mask & (inotify.IN_CREATE) and not mask & inotify.IN_CLOSE_WRITE:
             # A file being created is not complete yet: wait for its close.
-            return
+            # But a link (hard or symbolic) to an existing file is created
+            # whole and never closed after writing: the look in the thread
+            # tells which it is.
+            self._created.add(path)
         else:
             self._pending.add(path)
         if self._flush_call is None or not self._flush_call.active():
@@ -378,18 +383,23 @@ class PackageWatcher(Service):
 
     def _flush(self) -> None:
         paths, self._pending = self._pending, set()
-        self.refresh(paths).addErrback(
+        created, self._created = self._created - paths, set()
+        Deferred.fromCoroutine(self._refresh_paths(paths, created)).addErrback(
             lambda failure: log.failure("updating the index failed", failure)
         )
 
     # applying changes
 
-    async def _refresh_paths(self, paths: set[str]) -> None:
+    async def _refresh_paths(self, paths: set[str], created: set[str] = frozenset()) -> None:
+        """
+        @param created: files just created: indexed now only if they are
+            links, else when they are closed after writing.
+        """
         gone_directories, self._gone_directories = self._gone_directories, set()
         for newer in self._rescans:
-            newer.update(paths, gone_directories)
+            newer.update(paths, created, gone_directories)
             newer.update(p[: -len(SIGNATURE_SUFFIX)] for p in paths if p.endswith(SIGNATURE_SUFFIX))
-        inspected = await deferToThread(_inspect, paths, self._roots)
+        inspected = await deferToThread(_inspect, paths, self._roots, created)
         removed = list(inspected.gone)
         if gone_directories:
             prefixes = tuple(p + os.sep for p in gone_directories)
@@ -532,6 +542,20 @@ def _under(path: str, paths: set[str]) -> bool:
     return True
 
 
+def _is_link_to_file(path: str) -> bool:
+    """
+    Whether C{path} is a symbolic link to a file or one of several hard
+    links to one.  Blocking.
+    """
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return False
+    if stat.S_ISLNK(status.st_mode):
+        return os.path.isfile(path)
+    return stat.S_ISREG(status.st_mode) and status.st_nlink > 1
+
+
 class _Inspection:
     """
     What a look at some changed paths found.
@@ -544,12 +568,16 @@ class _Inspection:
         self.signatures: dict[str, bool] = {}
 
 
-def _inspect(paths: Iterable[str], roots: list[str]) -> _Inspection:
+def _inspect(paths: Iterable[str], roots: list[str], created: Iterable[str] = ()) -> _Inspection:
     """
     Sort changed paths into distribution files, directories, signatures and
     paths that are gone.  Blocking.
+
+    @param created: paths just created, looked at only if they are links
+        to files: a file created by writing it is not complete yet.
     """
     result = _Inspection()
+    paths = list(paths) + [path for path in created if _is_link_to_file(path)]
     for path in paths:
         if os.path.isdir(path):
             result.directories.append(path)
