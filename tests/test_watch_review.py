@@ -6,6 +6,7 @@ watched directory, slow copies seen by polling.
 
 import os
 import threading
+import time
 
 import pytest
 import pytest_twisted
@@ -150,3 +151,29 @@ async def test_a_file_being_created_still_waits_for_its_close(packages, started)
         assert watcher.index.file(filename) is None
         stream.write(data[100:])
     await wait_for(lambda: watcher.index.file(filename) is not None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_polling_does_not_serve_a_copy_that_pauses_longer_than_the_scans_interval(packages, started):
+    watcher = started([str(packages)], use_inotify=False)
+    await watcher.ready
+    filename, data = wheel_bytes("slow", "1.0")
+    with open(packages / filename, "wb") as stream:
+        stream.write(data[:200])
+        stream.flush()
+        # Several scans see it unchanged; it is still not complete.
+        await task.deferLater(reactor, 3 * watch.POLL_INTERVAL)
+        assert watcher.index.file(filename) is None
+        stream.write(data[200:])
+    await wait_for(lambda: watcher.index.file(filename) is not None, timeout=watch.SETTLE_SECONDS + 2)
+    assert watcher.index.file(filename).size == len(data)
+
+
+@pytest_twisted.ensureDeferred
+async def test_polling_serves_a_file_dated_in_the_future_once_it_has_been_left_alone(packages, started):
+    watcher = started([str(packages)], use_inotify=False)
+    await watcher.ready
+    path = write(packages, wheel_bytes("future", "1.0"))
+    later = time.time() + 3600
+    os.utime(path, (later, later))
+    await wait_for(lambda: watcher.index.project("future") is not None, timeout=watch.SETTLE_SECONDS + 2)

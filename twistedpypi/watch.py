@@ -5,7 +5,9 @@ a periodic full rescan as a safety net.
 
 Only complete files are indexed: with inotify a file counts once it is closed
 after writing or moved into place; a scan skips files modified in the last
-moments, which the events announce when they settle.
+L{SETTLE_SECONDS}, which the events announce when they settle.  Without
+inotify, the scans are all there is: a file is served once it has been left
+alone for L{SETTLE_SECONDS}.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ class PackageWatcher(Service):
         self._gone_directories: set[str] = set()
         self._flush_call = None
         self._loop: LoopingCall | None = None
-        self._previous_scan: dict[str, FileState] = {}
+        self._unsettled: dict[str, tuple[FileState, float]] = {}
         self._unreadable: dict[str, str] = {}
         self._undescribable: dict[str, FileState] = {}
         self._rescans: list[set[str]] = []
@@ -255,8 +257,6 @@ class PackageWatcher(Service):
                 self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
             self._watch_directories(found.directories)
             await self._apply(found, scope=None, settle=True, newer=newer)
-            # A file seen unchanged by two scans in a row is complete.
-            self._previous_scan = found.files
 
         return Deferred.fromCoroutine(rescan())
 
@@ -427,7 +427,8 @@ class PackageWatcher(Service):
             files below them that C{found} lacks are removed.  L{None} means
             everything; an empty list means remove nothing.
         @param settle: skip files modified within L{SETTLE_SECONDS}; they
-            are still being written.
+            may still be being written.  (A file whose time is in the future
+            counts once the scans have seen it unchanged that long.)
         @param newer: paths (files, or directories with everything below)
             changed by events since C{found} was made: left as they are.
         """
@@ -436,6 +437,8 @@ class PackageWatcher(Service):
             index = self.index
             fresh = []
             now_ns = time.time_ns()
+            now = time.monotonic()
+            unsettled = {}
             for path, state in found.files.items():
                 if newer and _under(path, newer):
                     continue
@@ -446,12 +449,15 @@ class PackageWatcher(Service):
                     continue
                 if self._undescribable.get(path) == state:
                     continue
-                if (
-                    settle
-                    and now_ns - state.mtime_ns < SETTLE_SECONDS * 1e9
-                    and self._previous_scan.get(path) != state
-                ):
-                    continue
+                if settle and now_ns - state.mtime_ns < SETTLE_SECONDS * 1e9:
+                    # Unchanged in two scans is not enough: a copy can
+                    # pause for longer than the scans' interval.
+                    seen = self._unsettled.get(path)
+                    if seen is None or seen[0] != state:
+                        seen = (state, now)
+                    unsettled[path] = seen
+                    if now - seen[1] < SETTLE_SECONDS:
+                        continue
                 fresh.append(state)
             gone = list(removed)
             if scope is None:
@@ -484,6 +490,8 @@ class PackageWatcher(Service):
                         path=state.path,
                     )
                     self._undescribable[state.path] = state
+            if settle:
+                self._unsettled = unsettled
             if described or gone:
                 index.update(added=described, removed=gone)
         finally:
