@@ -5,6 +5,7 @@ watched directory, slow copies seen by polling.
 """
 
 import os
+import struct
 import threading
 import time
 
@@ -177,3 +178,29 @@ async def test_polling_serves_a_file_dated_in_the_future_once_it_has_been_left_a
     later = time.time() + 3600
     os.utime(path, (later, later))
     await wait_for(lambda: watcher.index.project("future") is not None, timeout=watch.SETTLE_SECONDS + 2)
+
+
+@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest_twisted.ensureDeferred
+async def test_an_inotify_queue_overflow_scans_at_once(packages, started, monkeypatch, tmp_path, logged):
+    # Events for this file are lost, as when the kernel's queue overflows.
+    seen = PackageWatcher._on_event
+
+    def lossy(self, watch_, filepath, mask):
+        if not filepath.basename().startswith(b"lost"):
+            seen(self, watch_, filepath, mask)
+
+    monkeypatch.setattr(PackageWatcher, "_on_event", lossy)
+    watcher = started([str(packages)])
+    await watcher.ready
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    lost = write(outside, wheel_bytes("lost", "1.0"))
+    os.utime(lost, (1_600_000_000, 1_600_000_000))
+    os.rename(lost, packages / os.path.basename(lost))
+    await task.deferLater(reactor, 0.2)
+    assert watcher.index.project("lost") is None
+    # The kernel says so with an event for no watch (wd -1).
+    watcher._notifier._doRead(struct.pack("=iIII", -1, watch.inotify.IN_Q_OVERFLOW, 0, 0))
+    await wait_for(lambda: watcher.index.project("lost") is not None, timeout=1)
+    assert any("overflow" in line for line in logged)

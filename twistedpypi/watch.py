@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import time
 from dataclasses import replace
 from typing import Iterable
@@ -57,19 +58,43 @@ RETRY_INTERVAL = 1.0
 
 class _Notifier(inotify.INotify if inotify is not None else object):  # type: ignore[misc]
     """
-    Twisted's inotify reader, telling its owner when it stops: it closes
+    Twisted's inotify reader, telling its owner when it stops (it closes
     itself when any watched directory is deleted, after which no event
-    would ever arrive again.
+    would ever arrive again) and when the kernel's event queue overflowed
+    (events were lost; Twisted drops that news, which names no watch).
     """
 
-    def __init__(self, reactor, on_lost) -> None:
+    def __init__(self, reactor, on_lost, on_overflow) -> None:
         super().__init__(reactor)
         self._on_lost = on_lost
+        self._on_overflow = on_overflow
+
+    def _doRead(self, in_: bytes) -> None:
+        overflowed = _overflowed(self._buffer + in_)
+        super()._doRead(in_)
+        if overflowed:
+            self._on_overflow()
 
     def connectionLost(self, reason) -> None:
         super().connectionLost(reason)
         self._on_lost(self)
 
+
+def _overflowed(data: bytes) -> bool:
+    """
+    Whether the complete inotify events at the start of C{data} include a
+    queue overflow.
+    """
+    offset = 0
+    while len(data) - offset >= _EVENT_HEADER.size:
+        _wd, mask, _cookie, size = _EVENT_HEADER.unpack_from(data, offset)
+        if mask & inotify.IN_Q_OVERFLOW:
+            return True
+        offset += _EVENT_HEADER.size + size
+    return False
+
+
+_EVENT_HEADER = struct.Struct("=iIII")
 
 _FILE_EVENTS = (
     (
@@ -294,7 +319,8 @@ class PackageWatcher(Service):
         return bool(recovered)
 
     def _retry(self) -> None:
-        self._rescan_logged()
+        if self.running:
+            self._rescan_logged()
 
     def _rescan_logged(self) -> Deferred[None]:
         return self.rescan().addErrback(
@@ -304,7 +330,7 @@ class PackageWatcher(Service):
     # inotify
 
     def _start_notifier(self) -> None:
-        self._notifier = _Notifier(self._reactor, self._notifier_lost)
+        self._notifier = _Notifier(self._reactor, self._notifier_lost, self._events_lost)
         self._notifier.startReading()
         self._watched.clear()
 
@@ -321,6 +347,17 @@ class PackageWatcher(Service):
         self._start_notifier()
         # Events may have been missed: look at everything now, and again
         # once files written meanwhile have settled.
+        self._retry()
+        self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
+
+    def _events_lost(self) -> None:
+        if not self.running:
+            return
+        log.warn(
+            "inotify's event queue overflowed and events were lost; scanning the package directories"
+            " now (raising fs.inotify.max_queued_events makes this rarer)"
+        )
+        # Now, and again once files written meanwhile have settled.
         self._retry()
         self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
 
