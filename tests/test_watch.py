@@ -1,7 +1,8 @@
 """
 The watcher against a real directory and the real reactor: files copied in
-are served within a second, removed ones disappear, half-written ones never
-show.
+are served within a second (with inotify; polling waits until a file has
+been left alone for L{SETTLE_SECONDS}), removed ones disappear, half-written
+ones never show.
 """
 
 import os
@@ -14,7 +15,7 @@ from twisted.internet import reactor, task
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
 from twistedpypi.index import PackageIndex
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.watch import POLL_INTERVAL, SETTLE_SECONDS, PackageWatcher
 
 
 async def wait_for(condition, timeout=1.0):
@@ -28,14 +29,25 @@ async def wait_for(condition, timeout=1.0):
 
 
 @pytest.fixture(params=["inotify", "polling"])
-def watcher(request, packages):
-    watcher = PackageWatcher(PackageIndex(), [str(packages)], use_inotify=request.param == "inotify")
+def mode(request):
+    return request.param
+
+
+@pytest.fixture
+def watcher(mode, packages):
+    watcher = PackageWatcher(PackageIndex(), [str(packages)], use_inotify=mode == "inotify")
     yield watcher
     watcher.stopService()
 
 
+@pytest.fixture
+def new_file_within(mode):
+    """Seconds within which a file copied in must be served."""
+    return 1.0 if mode == "inotify" else SETTLE_SECONDS + 3 * POLL_INTERVAL
+
+
 @pytest_twisted.ensureDeferred
-async def test_initial_scan_then_new_and_removed_files_within_a_second(watcher, packages, tmp_path):
+async def test_initial_scan_then_new_and_removed_files_promptly(watcher, packages, tmp_path, new_file_within):
     write(packages, wheel_bytes("first", "1.0"))
     watcher.startService()
     await watcher.ready
@@ -45,25 +57,25 @@ async def test_initial_scan_then_new_and_removed_files_within_a_second(watcher, 
     outside.mkdir()
     source = write(outside, sdist_bytes("second", "1.0"))
     shutil.copy(source, packages)
-    await wait_for(lambda: watcher.index.project("second") is not None)
+    await wait_for(lambda: watcher.index.project("second") is not None, timeout=new_file_within)
 
     os.remove(packages / "first-1.0-py3-none-any.whl")
     await wait_for(lambda: watcher.index.project("first") is None)
 
 
 @pytest_twisted.ensureDeferred
-async def test_new_subdirectories_are_watched(watcher, packages):
+async def test_new_subdirectories_are_watched(watcher, packages, new_file_within):
     watcher.startService()
     await watcher.ready
     (packages / "team" / "nested").mkdir(parents=True)
     write(packages / "team" / "nested", wheel_bytes("nested", "1.0"))
-    await wait_for(lambda: watcher.index.project("nested") is not None)
+    await wait_for(lambda: watcher.index.project("nested") is not None, timeout=new_file_within)
     shutil.rmtree(packages / "team")
     await wait_for(lambda: watcher.index.project("nested") is None)
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_half_written_file_is_never_served(watcher, packages):
+async def test_a_half_written_file_is_never_served(watcher, packages, new_file_within):
     watcher.startService()
     await watcher.ready
     filename, data = wheel_bytes("slow", "1.0")
@@ -76,7 +88,7 @@ async def test_a_half_written_file_is_never_served(watcher, packages):
             assert watcher.index.file(filename) is None
     finally:
         stream.close()
-    await wait_for(lambda: watcher.index.file(filename) is not None, timeout=3.0)
+    await wait_for(lambda: watcher.index.file(filename) is not None, timeout=new_file_within + 1.0)
     assert watcher.index.file(filename).size == len(data)
 
 

@@ -219,12 +219,12 @@ class PackageIndex:
                 self._unlink(old)
                 touched.add(old.project)
         for dist in added:
-            old = self.files_by_path.pop(dist.path, None)
-            if old is not None:
-                self._unlink(old)
-                touched.add(old.project)
+            old = self.files_by_path.get(dist.path)
             self.files_by_path[dist.path] = dist
-            self._link(dist)
+            if old is None:
+                self._link(dist)
+            else:
+                self._replace(old, dist)
             touched.add(dist.project)
         if not touched:
             return
@@ -261,6 +261,18 @@ class PackageIndex:
         if project is None:
             project = self.projects[dist.project] = Project(dist.project)
         project.files[dist.filename] = dist
+
+    def _replace(self, old: DistributionFile, new: DistributionFile) -> None:
+        # The same path, so the same file name and project: the new
+        # description takes the old one's place, served or waiting, rather
+        # than queueing behind a copy of the same name elsewhere.
+        if self.files_by_name.get(old.filename) is old:
+            self.files_by_name[new.filename] = new
+            self.projects[new.project].files[new.filename] = new
+            self.total_size += new.size - old.size
+        else:
+            waiting = self._shadowed[old.filename]
+            waiting[next(i for i, dist in enumerate(waiting) if dist is old)] = new
 
     def _unlink(self, dist: DistributionFile) -> None:
         waiting = self._shadowed.get(dist.filename)

@@ -22,6 +22,9 @@ log = Logger()
 
 DEFAULT_DIRECTORY = "~/packages"
 
+LINK_HASHES = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
+"""The hashes PEP 503 allows in a link's fragment, which pip checks."""
+
 
 def parse_size(value: str) -> int:
     """
@@ -106,8 +109,12 @@ class Options(usage.Options):
         algo = self["hash-algo"]
         if algo.lower() in ("off", "none", "false", "0"):
             self["hash-algo"] = None
-        elif algo not in hashlib.algorithms_available:
-            raise usage.UsageError(f"--hash-algo {algo!r} is not a hash this Python knows")
+        elif algo.lower() not in LINK_HASHES or algo.lower() not in hashlib.algorithms_available:
+            raise usage.UsageError(
+                f"--hash-algo {algo!r} cannot be used: choose one of {', '.join(LINK_HASHES)} (or 'off')"
+            )
+        else:
+            self["hash-algo"] = algo.lower()
         if self["cache-control"] is not None:
             try:
                 self["cache-control"] = int(self["cache-control"])

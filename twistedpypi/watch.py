@@ -5,12 +5,16 @@ a periodic full rescan as a safety net.
 
 Only complete files are indexed: with inotify a file counts once it is closed
 after writing or moved into place; a scan skips files modified in the last
-moments, which the events announce when they settle.
+L{SETTLE_SECONDS}, which the events announce when they settle.  Without
+inotify, the scans are all there is: a file is served once it has been left
+alone for L{SETTLE_SECONDS}.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import struct
 import time
 from dataclasses import replace
 from typing import Iterable
@@ -20,6 +24,7 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from twistedpypi import describecache
@@ -53,19 +58,43 @@ RETRY_INTERVAL = 1.0
 
 class _Notifier(inotify.INotify if inotify is not None else object):  # type: ignore[misc]
     """
-    Twisted's inotify reader, telling its owner when it stops: it closes
+    Twisted's inotify reader, telling its owner when it stops (it closes
     itself when any watched directory is deleted, after which no event
-    would ever arrive again.
+    would ever arrive again) and when the kernel's event queue overflowed
+    (events were lost; Twisted drops that news, which names no watch).
     """
 
-    def __init__(self, reactor, on_lost) -> None:
+    def __init__(self, reactor, on_lost, on_overflow) -> None:
         super().__init__(reactor)
         self._on_lost = on_lost
+        self._on_overflow = on_overflow
+
+    def _doRead(self, in_: bytes) -> None:
+        overflowed = _overflowed(self._buffer + in_)
+        super()._doRead(in_)
+        if overflowed:
+            self._on_overflow()
 
     def connectionLost(self, reason) -> None:
         super().connectionLost(reason)
         self._on_lost(self)
 
+
+def _overflowed(data: bytes) -> bool:
+    """
+    Whether the complete inotify events at the start of C{data} include a
+    queue overflow.
+    """
+    offset = 0
+    while len(data) - offset >= _EVENT_HEADER.size:
+        _wd, mask, _cookie, size = _EVENT_HEADER.unpack_from(data, offset)
+        if mask & inotify.IN_Q_OVERFLOW:
+            return True
+        offset += _EVENT_HEADER.size + size
+    return False
+
+
+_EVENT_HEADER = struct.Struct("=iIII")
 
 _FILE_EVENTS = (
     (
@@ -112,11 +141,14 @@ class PackageWatcher(Service):
         self._notifier = None
         self._watched: set[str] = set()
         self._pending: set[str] = set()
+        self._created: set[str] = set()
         self._gone_directories: set[str] = set()
         self._flush_call = None
         self._loop: LoopingCall | None = None
-        self._previous_scan: dict[str, FileState] = {}
+        self._unsettled: dict[str, tuple[FileState, float]] = {}
         self._unreadable: dict[str, str] = {}
+        self._undescribable: dict[str, FileState] = {}
+        self._rescans: list[set[str]] = []
         self._retry_call = None
         self.ready: Deferred[None] = Deferred()
         self.is_ready = False
@@ -174,24 +206,30 @@ class PackageWatcher(Service):
 
     async def _start(self) -> None:
         started = time.monotonic()
-        if self._use_inotify:
-            self._start_notifier()
-        if self._cache_path is not None:
-            self._cached = await deferToThread(describecache.load, self._cache_path)
-        found = await deferToThread(scan, self.directories, self._roots)
-        self._watch_directories(found.directories)
-        await self._apply(found, scope=None, settle=False)
-        self._note_unreadable(found)
-        log.info(
-            "indexed {files} files of {projects} projects from {directories} in {seconds:.2f}s"
-            " ({reused} from the description cache, {mode})",
-            files=self.index.file_count,
-            projects=len(self.index.projects),
-            directories=", ".join(self.directories),
-            seconds=time.monotonic() - started,
-            reused=self._reused,
-            mode="inotify" if self._notifier is not None else "polling",
-        )
+        try:
+            await self._first_scan()
+        except Exception:
+            # Requests wait for the first scan: they must not wait forever
+            # on one that broke.  What is indexed is served, like files in
+            # a directory that cannot be read, and the safety-net rescans
+            # fill in the rest once the cause is gone.
+            log.failure(
+                "the first scan of the package directories failed; serving the {files} files"
+                " indexed so far and scanning again every {interval:g}s",
+                files=self.index.file_count,
+                interval=RESCAN_INTERVAL if self._notifier is not None else POLL_INTERVAL,
+            )
+        else:
+            log.info(
+                "indexed {files} files of {projects} projects from {directories} in {seconds:.2f}s"
+                " ({reused} from the description cache, {mode})",
+                files=self.index.file_count,
+                projects=len(self.index.projects),
+                directories=", ".join(self.directories),
+                seconds=time.monotonic() - started,
+                reused=self._reused,
+                mode="inotify" if self._notifier is not None else "polling",
+            )
         self._cached = {}
         self.is_ready = True
         self.index.on_change(self._schedule_save)
@@ -201,11 +239,20 @@ class PackageWatcher(Service):
         if not self.running:
             return
         interval = RESCAN_INTERVAL if self._notifier is not None else POLL_INTERVAL
-        self._loop = LoopingCall(self.rescan)
+        # A failed rescan is logged and the next one comes as usual.
+        self._loop = LoopingCall(self._rescan_logged)
         self._loop.clock = self._reactor
-        self._loop.start(interval, now=False).addErrback(
-            lambda failure: log.failure("rescanning the package directories failed", failure)
-        )
+        self._loop.start(interval, now=False)
+
+    async def _first_scan(self) -> None:
+        if self._use_inotify:
+            self._start_notifier()
+        if self._cache_path is not None:
+            self._cached = await deferToThread(describecache.load, self._cache_path)
+        found = await deferToThread(scan, self.directories, self._roots)
+        self._watch_directories(found.directories)
+        await self._apply(found, scope=None, settle=False)
+        self._note_unreadable(found)
 
     def rescan(self) -> Deferred[None]:
         """
@@ -213,6 +260,16 @@ class PackageWatcher(Service):
         """
 
         async def rescan() -> None:
+            # What events change while the scan walks the tree is newer
+            # than what the scan saw: the scan must not undo it.
+            newer: set[str] = set()
+            self._rescans.append(newer)
+            try:
+                await scan_and_apply(newer)
+            finally:
+                self._rescans = [paths for paths in self._rescans if paths is not newer]
+
+        async def scan_and_apply(newer: set[str]) -> None:
             found = await deferToThread(scan, self.directories, self._roots)
             recovered = self._note_unreadable(found)
             if recovered:
@@ -224,9 +281,7 @@ class PackageWatcher(Service):
                 # have settled.
                 self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
             self._watch_directories(found.directories)
-            await self._apply(found, scope=None, settle=True)
-            # A file seen unchanged by two scans in a row is complete.
-            self._previous_scan = found.files
+            await self._apply(found, scope=None, settle=True, newer=newer)
 
         return Deferred.fromCoroutine(rescan())
 
@@ -264,14 +319,18 @@ class PackageWatcher(Service):
         return bool(recovered)
 
     def _retry(self) -> None:
-        self.rescan().addErrback(
+        if self.running:
+            self._rescan_logged()
+
+    def _rescan_logged(self) -> Deferred[None]:
+        return self.rescan().addErrback(
             lambda failure: log.failure("rescanning the package directories failed", failure)
         )
 
     # inotify
 
     def _start_notifier(self) -> None:
-        self._notifier = _Notifier(self._reactor, self._notifier_lost)
+        self._notifier = _Notifier(self._reactor, self._notifier_lost, self._events_lost)
         self._notifier.startReading()
         self._watched.clear()
 
@@ -288,6 +347,17 @@ class PackageWatcher(Service):
         self._start_notifier()
         # Events may have been missed: look at everything now, and again
         # once files written meanwhile have settled.
+        self._retry()
+        self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
+
+    def _events_lost(self) -> None:
+        if not self.running:
+            return
+        log.warn(
+            "inotify's event queue overflowed and events were lost; scanning the package directories"
+            " now (raising fs.inotify.max_queued_events makes this rarer)"
+        )
+        # Now, and again once files written meanwhile have settled.
         self._retry()
         self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
 
@@ -329,7 +399,10 @@ class PackageWatcher(Service):
                 self._pending.add(path)
         elif mask & (inotify.IN_CREATE) and not mask & inotify.IN_CLOSE_WRITE:
             # A file being created is not complete yet: wait for its close.
-            return
+            # But a link (hard or symbolic) to an existing file is created
+            # whole and never closed after writing: the look in the thread
+            # tells which it is.
+            self._created.add(path)
         else:
             self._pending.add(path)
         if self._flush_call is None or not self._flush_call.active():
@@ -347,15 +420,23 @@ class PackageWatcher(Service):
 
     def _flush(self) -> None:
         paths, self._pending = self._pending, set()
-        self.refresh(paths).addErrback(
+        created, self._created = self._created - paths, set()
+        Deferred.fromCoroutine(self._refresh_paths(paths, created)).addErrback(
             lambda failure: log.failure("updating the index failed", failure)
         )
 
     # applying changes
 
-    async def _refresh_paths(self, paths: set[str]) -> None:
+    async def _refresh_paths(self, paths: set[str], created: set[str] = frozenset()) -> None:
+        """
+        @param created: files just created: indexed now only if they are
+            links, else when they are closed after writing.
+        """
         gone_directories, self._gone_directories = self._gone_directories, set()
-        inspected = await deferToThread(_inspect, paths, self._roots)
+        for newer in self._rescans:
+            newer.update(paths, created, gone_directories)
+            newer.update(p[: -len(SIGNATURE_SUFFIX)] for p in paths if p.endswith(SIGNATURE_SUFFIX))
+        inspected = await deferToThread(_inspect, paths, self._roots, created)
         removed = list(inspected.gone)
         if gone_directories:
             prefixes = tuple(p + os.sep for p in gone_directories)
@@ -374,6 +455,7 @@ class PackageWatcher(Service):
         scope: list[str] | None,
         settle: bool,
         removed: Iterable[str] = (),
+        newer: set[str] | None = None,
     ) -> None:
         """
         Bring the index in line with C{found}.
@@ -382,28 +464,43 @@ class PackageWatcher(Service):
             files below them that C{found} lacks are removed.  L{None} means
             everything; an empty list means remove nothing.
         @param settle: skip files modified within L{SETTLE_SECONDS}; they
-            are still being written.
+            may still be being written.  (A file whose time is in the future
+            counts once the scans have seen it unchanged that long.)
+        @param newer: paths (files, or directories with everything below)
+            changed by events since C{found} was made: left as they are.
         """
         await self._lock.acquire()
         try:
             index = self.index
             fresh = []
             now_ns = time.time_ns()
+            now = time.monotonic()
+            unsettled = {}
             for path, state in found.files.items():
+                if newer and _under(path, newer):
+                    continue
                 known = index.files_by_path.get(path)
                 if known is not None and (known.size, known.mtime_ns) == (state.size, state.mtime_ns):
                     if known.signature != (path in found.signed):
                         index.set_signature(path, path in found.signed)
                     continue
-                if (
-                    settle
-                    and now_ns - state.mtime_ns < SETTLE_SECONDS * 1e9
-                    and self._previous_scan.get(path) != state
-                ):
+                if self._undescribable.get(path) == state:
                     continue
+                if settle and now_ns - state.mtime_ns < SETTLE_SECONDS * 1e9:
+                    # Unchanged in two scans is not enough: a copy can
+                    # pause for longer than the scans' interval.
+                    seen = self._unsettled.get(path)
+                    if seen is None or seen[0] != state:
+                        seen = (state, now)
+                    unsettled[path] = seen
+                    if now - seen[1] < SETTLE_SECONDS:
+                        continue
                 fresh.append(state)
             gone = list(removed)
             if scope is None:
+                self._undescribable = {
+                    p: state for p, state in self._undescribable.items() if p in found.files
+                }
                 gone += [p for p in index.files_by_path if p not in found.files]
             elif scope:
                 prefixes = tuple(d.rstrip(os.sep) + os.sep for d in scope)
@@ -411,6 +508,8 @@ class PackageWatcher(Service):
                     p for p in index.files_by_path
                     if p.startswith(prefixes) and p not in found.files
                 ]
+            if newer:
+                gone = [p for p in gone if not _under(p, newer)]
             if found.unreadable:
                 # Unknown is not gone: a directory that cannot be read for a
                 # moment must not empty the index (and send pip elsewhere).
@@ -419,7 +518,17 @@ class PackageWatcher(Service):
             described = self._from_cache(fresh, found.signed)
             fresh = [state for state in fresh if state.path not in self._cached]
             if fresh:
-                described += await deferToThread(self._describe_all, fresh, found.signed)
+                more, failed = await deferToThread(self._describe_all, fresh, found.signed)
+                described += more
+                for state, failure in failed:
+                    log.failure(
+                        "cannot describe {path}; it is left out of the index until it changes",
+                        failure,
+                        path=state.path,
+                    )
+                    self._undescribable[state.path] = state
+            if settle:
+                self._unsettled = unsettled
             if described or gone:
                 index.update(added=described, removed=gone)
         finally:
@@ -446,13 +555,50 @@ class PackageWatcher(Service):
         self._reused += len(reused)
         return reused
 
-    def _describe_all(self, states: list[FileState], signed: set[str]) -> list[DistributionFile]:
+    def _describe_all(
+        self, states: list[FileState], signed: set[str]
+    ) -> tuple[list[DistributionFile], list[tuple[FileState, Failure]]]:
+        """
+        Describe files, in a thread.  One that cannot be described (a bug
+        met by a strange file) is reported, not allowed to sink the others.
+        """
         results = []
+        failed = []
         for state in states:
-            dist = describe(state, self._algorithms, state.path in signed)
+            try:
+                dist = describe(state, self._algorithms, state.path in signed)
+            except Exception:
+                failed.append((state, Failure()))
+                continue
             if dist is not None:
                 results.append(dist)
-        return results
+        return results, failed
+
+
+def _under(path: str, paths: set[str]) -> bool:
+    """
+    Whether C{path} or a directory above it is one of C{paths}.
+    """
+    while path not in paths:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return True
+
+
+def _is_link_to_file(path: str) -> bool:
+    """
+    Whether C{path} is a symbolic link to a file or one of several hard
+    links to one.  Blocking.
+    """
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return False
+    if stat.S_ISLNK(status.st_mode):
+        return os.path.isfile(path)
+    return stat.S_ISREG(status.st_mode) and status.st_nlink > 1
 
 
 class _Inspection:
@@ -467,12 +613,16 @@ class _Inspection:
         self.signatures: dict[str, bool] = {}
 
 
-def _inspect(paths: Iterable[str], roots: list[str]) -> _Inspection:
+def _inspect(paths: Iterable[str], roots: list[str], created: Iterable[str] = ()) -> _Inspection:
     """
     Sort changed paths into distribution files, directories, signatures and
     paths that are gone.  Blocking.
+
+    @param created: paths just created, looked at only if they are links
+        to files: a file created by writing it is not complete yet.
     """
     result = _Inspection()
+    paths = list(paths) + [path for path in created if _is_link_to_file(path)]
     for path in paths:
         if os.path.isdir(path):
             result.directories.append(path)

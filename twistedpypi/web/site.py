@@ -347,7 +347,18 @@ class IndexRequest(Request):
         if watcher.is_ready:
             super().process()
         else:
-            watcher.ready.addCallback(lambda _: Request.process(self))
+            watcher.ready.addBoth(self._scanned)
+
+    def _scanned(self, result: object) -> object:
+        # Every waiting request hangs off the same Deferred: each is let go
+        # on its own and hands the result on untouched, so one whose client
+        # has gone, or whose processing fails, cannot hold up the rest.
+        if self.channel is not None:
+            try:
+                super().process()
+            except Exception:
+                log.failure("answering a request that waited for the first scan failed")
+        return result
 
     def connectionLost(self, reason) -> None:
         if self.upload is not None:
