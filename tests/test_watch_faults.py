@@ -68,7 +68,7 @@ async def test_a_directory_deleted_and_recreated_is_watched_again(watcher, packa
     await wait_for(lambda: watcher.index.project("old") is None, timeout=5)
     # And it is watched, not merely rescanned.
     write(packages, wheel_bytes("newer", "1.0"))
-    await wait_for(lambda: watcher.index.project("newer") is not None, timeout=3)
+    await wait_for(lambda: watcher.index.project("newer") is not None, timeout=5)
 
 
 @pytest_twisted.ensureDeferred
@@ -77,8 +77,8 @@ async def test_deleting_a_sub_directory_does_not_stop_the_watching(watcher, pack
     await watcher.ready
     (packages / "team").mkdir()
     write(packages / "team", wheel_bytes("nested", "1.0"))
-    await wait_for(lambda: watcher.index.project("nested") is not None, timeout=3)
+    await wait_for(lambda: watcher.index.project("nested") is not None, timeout=5)
     shutil.rmtree(packages / "team")
     await wait_for(lambda: watcher.index.project("nested") is None)
     write(packages, wheel_bytes("after", "1.0"))
-    await wait_for(lambda: watcher.index.project("after") is not None, timeout=3)
+    await wait_for(lambda: watcher.index.project("after") is not None, timeout=5)
