@@ -15,7 +15,7 @@ from twisted.web.server import Request
 from twistedpypi.index import PackageIndex, Page
 from twistedpypi.render import HTML, packages_listing_html
 from twistedpypi.storage import SIGNATURE_SUFFIX
-from twistedpypi.web.respond import error_page, send_page
+from twistedpypi.web.respond import error_page, not_modified, send_page
 
 METADATA_SUFFIX = ".metadata"
 
@@ -41,7 +41,7 @@ class DistributionFileResource(static.File):
     def render_GET(self, request: Request) -> bytes | int:
         if self._cache_control is not None:
             request.setHeader(b"cache-control", self._cache_control)
-        if self._etag is not None and request.setETag(self._etag):
+        if self._etag is not None and not_modified(request, self._etag):
             return b""
         return super().render_GET(request)
 
