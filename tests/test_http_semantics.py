@@ -8,6 +8,7 @@ import os
 
 import pytest
 import pytest_twisted
+from twisted.web.http_headers import Headers
 
 from tests.test_web import client, demo, get, loopback  # noqa: F401 (fixtures)
 
@@ -46,3 +47,22 @@ async def test_if_none_match_lists_and_weak_tags_give_304_for_files(demo, loopba
     response, body = await site.get(SDIST, headers={"If-None-Match": form.format(etag=etag)})
     assert response.code == 304
     assert body == b""
+
+
+async def head(site, url, headers=None):
+    return await site.agent.request(
+        b"HEAD", (site.base + url).encode(), Headers({k: [v] for k, v in (headers or {}).items()})
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_of_a_file_carries_etag_and_cache_control_and_honours_if_none_match(demo, loopback):
+    site = loopback(demo, cache_control=3600)
+    etag = sha256_etag(demo / "dep-1.5.tar.gz")
+    response = await head(site, SDIST)
+    assert response.code == 200
+    assert response.headers.getRawHeaders("etag") == [etag]
+    assert response.headers.getRawHeaders("cache-control") == ["public, max-age=3600"]
+    assert response.headers.getRawHeaders("content-length") == [str(os.path.getsize(demo / "dep-1.5.tar.gz"))]
+    response = await head(site, SDIST, {"If-None-Match": etag})
+    assert response.code == 304

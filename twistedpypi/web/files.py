@@ -45,6 +45,10 @@ class DistributionFileResource(static.File):
             return b""
         return super().render_GET(request)
 
+    # static.File sets render_HEAD = render_GET on itself, which would skip
+    # the ETag, Cache-Control and If-None-Match above.
+    render_HEAD = render_GET
+
 
 class Packages(Resource):
     """
