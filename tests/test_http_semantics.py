@@ -5,6 +5,7 @@ what caches, download managers and pip's range requests rely on.
 
 import hashlib
 import os
+import threading
 
 import pytest
 import pytest_twisted
@@ -66,3 +67,52 @@ async def test_head_of_a_file_carries_etag_and_cache_control_and_honours_if_none
     assert response.headers.getRawHeaders("content-length") == [str(os.path.getsize(demo / "dep-1.5.tar.gz"))]
     response = await head(site, SDIST, {"If-None-Match": etag})
     assert response.code == 304
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_file_being_overwritten_is_503_until_the_watcher_has_seen_it(demo, loopback):
+    site = loopback(demo)
+    path = demo / "dep-1.5.tar.gz"
+    data = path.read_bytes()
+    # cp over an indexed file: truncated, then written again.
+    path.write_bytes(data[:100])
+    response, body = await site.get(SDIST)
+    assert response.code == 503
+    assert response.headers.getRawHeaders("retry-after") == ["2"]
+    assert response.headers.getRawHeaders("etag") is None
+    assert b"changing on disk" in body
+    # Same size, another modification time: still not the file the index describes.
+    path.write_bytes(data)
+    os.utime(path, ns=(0, 0))
+    response, _ = await site.get(SDIST)
+    assert response.code == 503
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fifo_in_place_of_a_file_does_not_freeze_the_server(demo, loopback):
+    blobs = demo / "blobs"
+    blobs.mkdir()
+    target = blobs / "blob"
+    os.rename(demo / "dep-1.5.tar.gz", target)
+    os.symlink(target, demo / "dep-1.5.tar.gz")
+    site = loopback(demo)
+    target.unlink()
+    os.mkfifo(target)
+    # Should the server block opening the FIFO, a writer opening it releases
+    # it, so that the test fails instead of hanging.
+    rescued = []
+
+    def rescue():
+        rescued.append(True)
+        os.close(os.open(target, os.O_WRONLY))
+
+    rescuer = threading.Timer(5, rescue)
+    rescuer.start()
+    try:
+        response, body = await site.get(SDIST)
+    finally:
+        rescuer.cancel()
+    assert not rescued
+    assert response.code in (404, 503)
+    response, _ = await site.get("/simple/")
+    assert response.code == 200
