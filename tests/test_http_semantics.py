@@ -116,3 +116,19 @@ async def test_a_fifo_in_place_of_a_file_does_not_freeze_the_server(demo, loopba
     assert response.code in (404, 503)
     response, _ = await site.get("/simple/")
     assert response.code == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_if_range_sends_the_whole_file_unless_it_names_the_current_file(demo, loopback):
+    site = loopback(demo)
+    path = demo / "dep-1.5.tar.gz"
+    data = path.read_bytes()
+    etag = sha256_etag(path)
+    first, _ = await site.get(SDIST)
+    last_modified = first.headers.getRawHeaders("last-modified")[0]
+    for stale in ['"stale"', f"W/{etag}", "Thu, 01 Jan 1970 00:00:00 GMT", "not a date"]:
+        response, body = await site.get(SDIST, headers={"Range": "bytes=0-9", "If-Range": stale})
+        assert (stale, response.code, body) == (stale, 200, data)
+    for current in [etag, last_modified]:
+        response, body = await site.get(SDIST, headers={"Range": "bytes=0-9", "If-Range": current})
+        assert (current, response.code, body) == (current, 206, data[:10])

@@ -12,7 +12,7 @@ import errno
 import os
 from typing import BinaryIO
 
-from twisted.web import static
+from twisted.web import http, static
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
@@ -98,6 +98,33 @@ class DistributionFileResource(static.File):
     # static.File sets render_HEAD = render_GET on itself, which would skip
     # the ETag, Cache-Control and If-None-Match above.
     render_HEAD = render_GET
+
+    def makeProducer(self, request: Request, fileForReading: BinaryIO) -> static.StaticProducer:
+        if request.getHeader(b"range") is not None and not self._if_range_holds(request):
+            # As static.File answers a request without a Range.
+            self._setContentHeaders(request)
+            request.setResponseCode(http.OK)
+            return static.NoRangeStaticProducer(request, fileForReading)
+        return super().makeProducer(request, fileForReading)
+
+    def _if_range_holds(self, request: Request) -> bool:
+        """
+        Whether a C{Range} may be honoured: there is no C{If-Range}, or it
+        names this very file (RFC 9110 13.1.5), by its entity tag compared
+        strongly (a weak tag never matches) or by its exact
+        C{Last-Modified} date.  Else the client's partial copy is of another
+        file, and it must be sent the whole of this one.
+        """
+        condition = request.getHeader(b"if-range")
+        if condition is None:
+            return True
+        condition = condition.strip()
+        if condition.startswith((b'"', b"W/")):
+            return self._etag is not None and condition == self._etag
+        try:
+            return http.stringToDatetime(condition) == request.lastModified
+        except ValueError:
+            return False
 
     def restat(self, reraise: bool = True) -> None:
         # static.File.render_GET restats the path first: use the status of
