@@ -132,3 +132,20 @@ async def test_if_range_sends_the_whole_file_unless_it_names_the_current_file(de
     for current in [etag, last_modified]:
         response, body = await site.get(SDIST, headers={"Range": "bytes=0-9", "If-Range": current})
         assert (current, response.code, body) == (current, 206, data[:10])
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("url", ["/simple/", "/simple/demo-pkg/"])
+async def test_each_representation_of_a_page_has_its_own_etag(demo, url):
+    treq = client(demo)
+    html, html_body = await get(treq, url, headers={"Accept": "text/html"})
+    simple, simple_body = await get(treq, url, headers={"Accept": "application/vnd.pypi.simple.v1+html"})
+    assert html_body == simple_body
+    assert html.headers.getRawHeaders("content-type") != simple.headers.getRawHeaders("content-type")
+    assert html.headers.getRawHeaders("etag") != simple.headers.getRawHeaders("etag")
+    # A cache holding the text/html copy is not told it may serve it as the other type.
+    again, _ = await get(
+        treq, url,
+        headers={"Accept": "application/vnd.pypi.simple.v1+html", "If-None-Match": html.headers.getRawHeaders("etag")[0]},
+    )
+    assert again.code == 200

@@ -88,9 +88,14 @@ class Page:
     @classmethod
     def of(cls, body: bytes, content_type: bytes) -> "Page":
         """
-        Wrap a body, deriving a strong ETag from its bytes.
+        Wrap a body, deriving a strong ETag from its bytes and its media
+        type: the same bytes as C{text/html} and as the simple API's HTML
+        type are two representations, which caches must tell apart.
         """
-        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        hasher = hashlib.blake2b(content_type, digest_size=16)
+        hasher.update(b"\n")
+        hasher.update(body)
+        digest = hasher.hexdigest()
         return cls(body, content_type, b'"' + digest.encode("ascii") + b'"')
 
 
