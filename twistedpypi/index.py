@@ -104,17 +104,24 @@ class Project:
     """
     One project: its files and what is derived from them (sorted files,
     display name, rendered pages), kept until the files change.
+
+    @ivar pages: the simple API's pages, one per representation.
+    @ivar api_pages: the JSON API's pages, which hold absolute URLs and so
+        are rendered per public base URL: kept apart, and bounded by their
+        user, so that many host names cannot evict the simple pages.
     """
 
     name: str
     files: dict[str, DistributionFile] = field(default_factory=dict)
     pages: dict[object, Page] = field(default_factory=dict)
+    api_pages: dict[object, Page] = field(default_factory=dict)
     _sorted: list[DistributionFile] | None = None
     _display_name: str | None = None
 
     def changed(self) -> None:
         """Forget everything derived from the files: they changed."""
         self.pages.clear()
+        self.api_pages.clear()
         self._sorted = None
         self._display_name = None
 

@@ -107,10 +107,14 @@ def simple_project_html(project: Project, hash_algo: str | None) -> bytes:
     ).encode("utf-8")
 
 
-def simple_project_json(project: Project, hash_algo: str | None) -> bytes:
+def simple_project_json(project: Project, hash_algo: str | None, serial: int = 0) -> bytes:
     """
     The PEP 691 page of one project, with PEP 700's versions, sizes and
     upload times.
+
+    @param serial: the index's serial when the page is rendered, which is
+        that of the project's last change or later (the page is rendered
+        again on the next one).
     """
     files = []
     for dist in project.sorted_files():
@@ -135,7 +139,7 @@ def simple_project_json(project: Project, hash_algo: str | None) -> bytes:
         files.append(entry)
     return _json(
         {
-            "meta": {"api-version": API_VERSION, "_last-serial": 0},
+            "meta": {"api-version": API_VERSION, "_last-serial": serial},
             "name": project.name,
             "versions": project.versions(),
             "files": files,
@@ -236,15 +240,17 @@ def _python_tag(dist: DistributionFile) -> str:
     return "any"
 
 
-def json_api(project: Project, version: str | None, base_url: str) -> bytes:
+def json_api(project: Project, version: str | None, base_url: str, serial: int = 0) -> bytes:
     """
     The PyPI JSON API document of a project (C{version} L{None}) or of one
     of its releases, with absolute URLs under C{base_url}.
+
+    @param serial: as for L{simple_project_json}.
     """
     release = version or project.latest_version()
     document = {
         "info": _release_info(project, release, base_url),
-        "last_serial": 0,
+        "last_serial": serial,
         "urls": [
             _json_api_file(dist, base_url)
             for dist in project.sorted_files()
