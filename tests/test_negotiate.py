@@ -20,6 +20,18 @@ from twistedpypi.web.negotiate import choose_media_type
         (b"application/*", SIMPLE_JSON),
         (b"image/png", None),
         (b"application/vnd.pypi.simple.v1+json;q=0", None),
+        # An offer's quality is that of the most specific range naming it
+        # (RFC 9110 12.5.1), and q=0 refuses it even when a wildcard allows
+        # everything else.
+        (b"text/html;q=0, */*;q=0.5", SIMPLE_JSON),
+        (b"application/vnd.pypi.simple.v1+json;q=0, */*", HTML),
+        (b"application/vnd.pypi.simple.v1+json;q=0, application/*", SIMPLE_HTML),
+        (b"*/*, application/vnd.pypi.simple.v1+json;q=0, text/html;q=0", SIMPLE_HTML),
+        (b"text/*;q=0, */*", SIMPLE_JSON),
+        (b"text/html;q=0.5, */*", SIMPLE_JSON),
+        (b"application/*;q=0.1, application/vnd.pypi.simple.v1+html", SIMPLE_HTML),
+        (b"*/*;q=0", None),
+        (b"*/*;q=0, text/html", HTML),
     ],
 )
 def test_the_accept_header_picks_the_representation(accept, chosen):

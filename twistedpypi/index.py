@@ -88,9 +88,14 @@ class Page:
     @classmethod
     def of(cls, body: bytes, content_type: bytes) -> "Page":
         """
-        Wrap a body, deriving a strong ETag from its bytes.
+        Wrap a body, deriving a strong ETag from its bytes and its media
+        type: the same bytes as C{text/html} and as the simple API's HTML
+        type are two representations, which caches must tell apart.
         """
-        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        hasher = hashlib.blake2b(content_type, digest_size=16)
+        hasher.update(b"\n")
+        hasher.update(body)
+        digest = hasher.hexdigest()
         return cls(body, content_type, b'"' + digest.encode("ascii") + b'"')
 
 
@@ -99,17 +104,24 @@ class Project:
     """
     One project: its files and what is derived from them (sorted files,
     display name, rendered pages), kept until the files change.
+
+    @ivar pages: the simple API's pages, one per representation.
+    @ivar api_pages: the JSON API's pages, which hold absolute URLs and so
+        are rendered per public base URL: kept apart, and bounded by their
+        user, so that many host names cannot evict the simple pages.
     """
 
     name: str
     files: dict[str, DistributionFile] = field(default_factory=dict)
     pages: dict[object, Page] = field(default_factory=dict)
+    api_pages: dict[object, Page] = field(default_factory=dict)
     _sorted: list[DistributionFile] | None = None
     _display_name: str | None = None
 
     def changed(self) -> None:
         """Forget everything derived from the files: they changed."""
         self.pages.clear()
+        self.api_pages.clear()
         self._sorted = None
         self._display_name = None
 

@@ -44,6 +44,20 @@ def _json(document: object) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def _simple_page(title: str, links: str) -> bytes:
+    """
+    A page of the PEP 503 simple API: the PEP 629 version, C{title} as
+    title and heading, then C{links}, already HTML.
+    """
+    title = escape(title)
+    return (
+        "<!DOCTYPE html>\n<html><head>"
+        f'<meta name="pypi:repository-version" content="{API_VERSION}">'
+        f"<title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n"
+        f"{links}</body></html>\n"
+    ).encode("utf-8")
+
+
 def simple_root_html(index: PackageIndex) -> bytes:
     """
     The PEP 503 list of every project.
@@ -52,12 +66,7 @@ def simple_root_html(index: PackageIndex) -> bytes:
         f'<a href="{quote(name)}/">{escape(project.display_name)}</a><br>\n'
         for name, project in sorted(index.projects.items())
     )
-    return (
-        "<!DOCTYPE html>\n<html><head>"
-        f'<meta name="pypi:repository-version" content="{API_VERSION}">'
-        "<title>Simple index</title></head>\n<body>\n<h1>Simple index</h1>\n"
-        f"{links}</body></html>\n"
-    ).encode("utf-8")
+    return _simple_page("Simple index", links)
 
 
 def simple_root_json(index: PackageIndex) -> bytes:
@@ -98,19 +107,17 @@ def simple_project_html(project: Project, hash_algo: str | None) -> bytes:
         if dist.signature:
             attributes.append('data-gpg-sig="true"')
         lines.append(f"<a {' '.join(attributes)}>{escape(dist.filename)}</a><br>\n")
-    title = escape(f"Links for {project.display_name}")
-    return (
-        "<!DOCTYPE html>\n<html><head>"
-        f'<meta name="pypi:repository-version" content="{API_VERSION}">'
-        f"<title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n"
-        f"{''.join(lines)}</body></html>\n"
-    ).encode("utf-8")
+    return _simple_page(f"Links for {project.display_name}", "".join(lines))
 
 
-def simple_project_json(project: Project, hash_algo: str | None) -> bytes:
+def simple_project_json(project: Project, hash_algo: str | None, serial: int = 0) -> bytes:
     """
     The PEP 691 page of one project, with PEP 700's versions, sizes and
     upload times.
+
+    @param serial: the index's serial when the page is rendered, which is
+        that of the project's last change or later (the page is rendered
+        again on the next one).
     """
     files = []
     for dist in project.sorted_files():
@@ -135,7 +142,7 @@ def simple_project_json(project: Project, hash_algo: str | None) -> bytes:
         files.append(entry)
     return _json(
         {
-            "meta": {"api-version": API_VERSION, "_last-serial": 0},
+            "meta": {"api-version": API_VERSION, "_last-serial": serial},
             "name": project.name,
             "versions": project.versions(),
             "files": files,
@@ -236,15 +243,17 @@ def _python_tag(dist: DistributionFile) -> str:
     return "any"
 
 
-def json_api(project: Project, version: str | None, base_url: str) -> bytes:
+def json_api(project: Project, version: str | None, base_url: str, serial: int = 0) -> bytes:
     """
     The PyPI JSON API document of a project (C{version} L{None}) or of one
     of its releases, with absolute URLs under C{base_url}.
+
+    @param serial: as for L{simple_project_json}.
     """
     release = version or project.latest_version()
     document = {
         "info": _release_info(project, release, base_url),
-        "last_serial": 0,
+        "last_serial": serial,
         "urls": [
             _json_api_file(dist, base_url)
             for dist in project.sorted_files()
@@ -290,13 +299,7 @@ def simple_upstream_html(project: UpstreamProject, path_name: str) -> bytes:
         elif entry.core_metadata:
             attributes.append('data-core-metadata="true" data-dist-info-metadata="true"')
         lines.append(f"<a {' '.join(attributes)}>{escape(entry.filename)}</a><br>\n")
-    title = escape(f"Links for {project.name}")
-    return (
-        "<!DOCTYPE html>\n<html><head>"
-        f'<meta name="pypi:repository-version" content="{API_VERSION}">'
-        f"<title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n"
-        f"{''.join(lines)}</body></html>\n"
-    ).encode("utf-8")
+    return _simple_page(f"Links for {project.name}", "".join(lines))
 
 
 def simple_upstream_json(project: UpstreamProject, path_name: str) -> bytes:

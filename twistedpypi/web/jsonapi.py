@@ -8,13 +8,33 @@ from __future__ import annotations
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from twistedpypi.distfile import is_project_name, normalize_name, version_sort_key
-from twistedpypi.index import PackageIndex, Page
+from packaging.version import InvalidVersion, Version
+
+from twistedpypi.distfile import is_project_name, normalize_name
+from twistedpypi.index import PackageIndex, Page, Project
 from twistedpypi.render import JSON, json_api
 from twistedpypi.web.respond import base_url, error_page, relative_redirect, send_page
 
-_MAX_CACHED_BASES = 8
-"""JSON API pages cached per project for this many distinct public URLs."""
+_MAX_CACHED_PAGES = 8
+"""JSON API pages cached per project (one per release and public URL)."""
+
+
+def find_release(project: Project, wanted: str) -> str | None:
+    """
+    The project's version equal to C{wanted} by PEP 440 (C{1.0.0} is
+    C{1.0}), or, for versions PEP 440 cannot parse, spelled the same.
+    """
+    try:
+        parsed = Version(wanted)
+    except InvalidVersion:
+        return wanted if wanted in project.versions() else None
+    for version in project.versions():
+        try:
+            if Version(version) == parsed:
+                return version
+        except InvalidVersion:
+            continue
+    return None
 
 
 class JsonApi(Resource):
@@ -45,13 +65,15 @@ class JsonApi(Resource):
             return relative_redirect(request, "/pypi/" + "/".join([normalized, *parts[1:]]))
         version = None
         if len(parts) == 3:
-            wanted = version_sort_key(parts[1])
-            version = next((v for v in project.versions() if version_sort_key(v) == wanted), None)
+            version = find_release(project, parts[1])
             if version is None:
                 return error_page(request, 404, f"{project.name} has no version {parts[1]!r}")
         base = base_url(request)
-        key = ("json-api", version, base)
-        if key not in project.pages and sum(1 for k in project.pages if k[0] == "json-api") >= _MAX_CACHED_BASES:
-            project.pages.clear()
-        page = project.cached(key, lambda: Page.of(json_api(project, version, base), JSON))
+        key = (version, base)
+        pages = project.api_pages
+        page = pages.get(key)
+        if page is None:
+            if len(pages) >= _MAX_CACHED_PAGES:
+                del pages[next(iter(pages))]  # the oldest
+            page = pages[key] = Page.of(json_api(project, version, base, self.index.serial), JSON)
         return send_page(request, page)

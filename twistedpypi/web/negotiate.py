@@ -43,8 +43,11 @@ def _matches(pattern: bytes, offer: bytes) -> int:
     return -1
 
 
-def _choose(accept: bytes) -> bytes | None:
-    best: tuple | None = None
+def _ranges(accept: bytes) -> list[tuple[bytes, float]]:
+    """
+    The media ranges of an C{Accept} header with their q-values.
+    """
+    ranges = []
     for item in accept.split(b","):
         parts = item.split(b";")
         pattern = parts[0].strip().lower()
@@ -58,16 +61,24 @@ def _choose(accept: bytes) -> bytes | None:
                     quality = float(value.strip())
                 except ValueError:
                     quality = 0.0
-        if quality <= 0:
+        ranges.append((pattern, quality))
+    return ranges
+
+
+def _choose(accept: bytes) -> bytes | None:
+    ranges = _ranges(accept)
+    best: tuple | None = None
+    for offer in _OFFERS:
+        # The offer's quality is that of the most specific range naming it
+        # (RFC 9110 12.5.1): "text/html;q=0, */*" refuses HTML.
+        named = [(_matches(pattern, offer), quality) for pattern, quality in ranges]
+        specificity, quality = max(named, default=(-1, 0.0))
+        if specificity < 0 or quality <= 0:
             continue
-        for offer in _OFFERS:
-            specificity = _matches(pattern, offer)
-            if specificity < 0:
-                continue
-            preference = (_EXACT_PREFERENCE if specificity else _WILDCARD_PREFERENCE)[offer]
-            key = (quality, specificity, preference)
-            if best is None or key > best[0]:
-                best = (key, offer)
+        preference = (_EXACT_PREFERENCE if specificity else _WILDCARD_PREFERENCE)[offer]
+        key = (quality, specificity, preference)
+        if best is None or key > best[0]:
+            best = (key, offer)
     return None if best is None else best[1]
 
 

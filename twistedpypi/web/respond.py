@@ -5,9 +5,10 @@ with its ETag, relative redirects, plain error pages, the public base URL.
 
 from __future__ import annotations
 
+import re
 from html import escape
 
-from twisted.web.http import NOT_MODIFIED
+from twisted.web.http import NOT_MODIFIED, PRECONDITION_FAILED
 from twisted.web.server import Request
 
 from twistedpypi.index import Page
@@ -27,11 +28,43 @@ def send_page(
     headers.setRawHeaders(b"content-type", [content_type or page.content_type])
     if cache_control is not None:
         headers.setRawHeaders(b"cache-control", [cache_control])
-    if request.setETag(page.etag):
+    if not_modified(request, page.etag):
         if request.code == NOT_MODIFIED:
             headers.removeHeader(b"content-type")
         return b""
     return page.body
+
+
+# An entity tag in a list: optionally weak, quoted, and free to contain
+# commas, so the list cannot simply be split (RFC 9110 8.8.3).
+_ENTITY_TAG = re.compile(rb'\*|(?:W/)?"[^"]*"')
+
+
+def not_modified(request: Request, etag: bytes) -> bool:
+    """
+    Give the response the strong entity tag C{etag}, and answer 304 (412
+    for methods other than GET and HEAD) when the request's
+    C{If-None-Match} names it: C{*}, or any tag in the list equal to it by
+    the weak comparison RFC 9110 13.1.2 prescribes for C{If-None-Match}, so
+    C{W/"tag"} matches C{"tag"}.
+
+    Twisted's C{Request.setETag} splits the header on whitespace only, so
+    C{"a", "b"} and C{W/"a"} never match there.
+
+    @return: whether the caller must send no body.
+    """
+    request.etag = etag
+    header = request.getHeader(b"if-none-match")
+    if not header:
+        return False
+    opaque = etag[2:] if etag.startswith(b"W/") else etag
+    for tag in _ENTITY_TAG.findall(header):
+        if tag == b"*" or tag.removeprefix(b"W/") == opaque:
+            request.setResponseCode(
+                NOT_MODIFIED if request.method in (b"GET", b"HEAD") else PRECONDITION_FAILED
+            )
+            return True
+    return False
 
 
 def relative_redirect(request: Request, target: str, code: int = 301) -> bytes:

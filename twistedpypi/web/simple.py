@@ -63,14 +63,16 @@ class FallbackRedirect:
         return absolute_redirect(request, f"{self.fallback_url}{project}/")
 
 
-def render_project_page(project: Project, media_type: bytes, hash_algo: str | None) -> Page:
+def render_project_page(
+    project: Project, media_type: bytes, hash_algo: str | None, serial: int = 0
+) -> Page:
     """
     A project's page in one of the simple API's representations, from the
-    project's cache.
+    project's cache; C{serial} is the index's, for the JSON page's meta.
     """
     def render() -> Page:
         if media_type == SIMPLE_JSON:
-            return Page.of(simple_project_json(project, hash_algo), media_type)
+            return Page.of(simple_project_json(project, hash_algo, serial), media_type)
         return Page.of(simple_project_html(project, hash_algo), media_type)
 
     return project.cached(media_type, render)
@@ -128,7 +130,7 @@ class SimpleIndex(Resource):
         project = self.index.project(normalized)
         if project is None:
             return self.missing.render_missing(request, normalized, media_type)
-        page = render_project_page(project, media_type, self.hash_algo)
+        page = render_project_page(project, media_type, self.hash_algo, self.index.serial)
         return send_page(request, page, cache_control=self.cache_control)
 
     def _root(self, request: Request, media_type: bytes) -> bytes:
