@@ -60,20 +60,31 @@ class DistributionFileResource(static.File):
         self._opened: BinaryIO | None = None
         self._status: os.stat_result | None = None
 
-    def render_GET(self, request: Request) -> bytes | int:
-        # Opening a regular file and fstat-ing it only reads metadata the
-        # page cache holds, so it is done here on the reactor thread;
-        # open_regular_file's O_NONBLOCK and S_ISREG check keep a FIFO or a
-        # device put in the file's place from blocking the whole server.
+    def open_for_request(self) -> tuple[BinaryIO, os.stat_result]:
+        """
+        The file, opened for the request being answered, and its status.
+
+        Opening a regular file and fstat-ing it only reads metadata the page
+        cache holds, so it is done on the reactor thread; open_regular_file's
+        O_NONBLOCK and S_ISREG check keep a FIFO or a device put in the
+        file's place from blocking the whole server.
+        """
+        opened = open_regular_file(self.path)
         try:
-            opened = open_regular_file(self.path)
+            return opened, os.fstat(opened.fileno())
+        except BaseException:
+            opened.close()
+            raise
+
+    def render_GET(self, request: Request) -> bytes | int:
+        try:
+            opened, status = self.open_for_request()
         except OSError as error:
             if error.errno in (errno.EACCES, errno.EPERM):
                 return error_page(request, 403, f"{self.basename()} cannot be read by the server")
             return error_page(request, 404, f"{self.basename()} is not a readable file on disk")
         self._opened = opened
         try:
-            status = os.fstat(opened.fileno())
             if self._described is not None and (status.st_size, status.st_mtime_ns) != self._described:
                 # Being overwritten (cp truncates, then writes): its bytes
                 # are not the ones the ETag and the index's hash describe

@@ -156,29 +156,19 @@ class _CachedFile(DistributionFileResource):
         self, path: str, stream: IO[bytes], status: os.stat_result, etag: bytes | None, cache_control: bytes | None
     ) -> None:
         super().__init__(path, etag, cache_control)
-        self._stream: IO[bytes] | None = stream
-        self._status = status
+        self._prepared: tuple[IO[bytes], os.stat_result] | None = (stream, status)
 
-    def restat(self, reraise: bool = True) -> None:
-        # static.File stats the path on each render: the open file's status
-        # stands in for it.
-        self._statinfo = self._status
-
-    def openForReading(self) -> IO[bytes]:
-        stream, self._stream = self._stream, None
-        return stream
+    def open_for_request(self) -> tuple[IO[bytes], os.stat_result]:
+        prepared, self._prepared = self._prepared, None
+        if prepared is None:
+            raise OSError("a cached file answers one request")
+        return prepared
 
     def close(self) -> None:
-        """Close the file if it was not handed over to be sent."""
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-
-    def render_GET(self, request: Request) -> bytes | int:
-        try:
-            return super().render_GET(request)
-        finally:
-            self.close()  # answered without the body (304 by its ETag)
+        """Close the file if no request took it."""
+        if self._prepared is not None:
+            self._prepared[0].close()
+            self._prepared = None
 
 
 class UpstreamFiles(Resource):
