@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.server import ServerProcess
 
@@ -49,3 +50,16 @@ def start_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def logged():
+    """The text of every event logged during the test."""
+    lines = []
+
+    def observe(event):
+        lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield lines
+    globalLogPublisher.removeObserver(observe)

@@ -12,7 +12,6 @@ import time
 import pytest
 import pytest_twisted
 from passlib.hash import bcrypt
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.distributions import wheel_bytes, write
 from tests.indexing import config_for, index_directory
@@ -25,19 +24,6 @@ URL = "/simple/demo/"
 
 def bcrypt_line(user, password, rounds=8):
     return f"{user}:{bcrypt.using(rounds=rounds).hash(password)}\n"
-
-
-@pytest.fixture
-def log_lines():
-    """Every log line while the test runs."""
-    lines = []
-
-    def observe(event):
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield lines
-    globalLogPublisher.removeObserver(observe)
 
 
 @pytest.fixture
@@ -74,7 +60,7 @@ def test_an_unknown_user_costs_as_much_time_as_a_wrong_password(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_unknown_user_and_wrong_password_get_the_same_answer_and_are_logged_without_the_password(
-    protected, log_lines
+    protected, logged
 ):
     answers = []
     for user, password in [("mallory", "pw-one-XYZ"), ("alice", "pw-two-XYZ")]:
@@ -82,11 +68,11 @@ async def test_unknown_user_and_wrong_password_get_the_same_answer_and_are_logge
         answers.append((response.code, response.phrase, await response.content()))
     assert answers[0] == answers[1]
     assert answers[0][0] == 401
-    refusals = [line for line in log_lines if "refused" in line and "wrong user name or password" in line]
+    refusals = [line for line in logged if "refused" in line and "wrong user name or password" in line]
     assert len(refusals) == 2
     assert all("127.0.0.1" in line for line in refusals)
     assert "'mallory'" in refusals[0] and "'alice'" in refusals[1]
-    assert not any("XYZ" in line for line in log_lines)
+    assert not any("XYZ" in line for line in logged)
 
 
 @pytest_twisted.ensureDeferred
@@ -103,7 +89,7 @@ async def test_a_password_file_replaced_atomically_takes_effect_on_the_next_requ
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_removed_password_file_refuses_every_protected_action_until_it_is_back(protected, log_lines):
+async def test_a_removed_password_file_refuses_every_protected_action_until_it_is_back(protected, logged):
     alice = {b"authorization": basic("alice", "right-pw")}
     assert (await protected.get(URL, headers=alice)).code == 200
     saved = protected.htpasswd.read_text()
@@ -116,7 +102,7 @@ async def test_a_removed_password_file_refuses_every_protected_action_until_it_i
         # Without credentials: the usual challenge, still nothing served.
         assert (await protected.get(url)).code == 401
     assert (await protected.get("/health")).code == 200
-    errors = [line for line in log_lines if "cannot read the password file" in line]
+    errors = [line for line in logged if "cannot read the password file" in line]
     assert len(errors) == 1 and str(protected.htpasswd) in errors[0]
     # A broken file is no better than none.
     protected.htpasswd.write_bytes(b"\xff\xfe not an htpasswd file\n" * 3)

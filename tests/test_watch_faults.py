@@ -10,7 +10,6 @@ import shutil
 
 import pytest
 import pytest_twisted
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.distributions import wheel_bytes, write
 from tests.test_watch import wait_for
@@ -23,19 +22,6 @@ def watcher(request, packages):
     watcher = PackageWatcher(PackageIndex(), [str(packages)], use_inotify=request.param == "inotify")
     yield watcher
     watcher.stopService()
-
-
-@pytest.fixture
-def logged():
-    """The text of every event logged during the test."""
-    lines = []
-
-    def observe(event):
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield lines
-    globalLogPublisher.removeObserver(observe)
 
 
 @pytest_twisted.ensureDeferred

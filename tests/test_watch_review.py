@@ -12,26 +12,12 @@ import time
 import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
-from twisted.logger import formatEvent, globalLogPublisher
 
 import twistedpypi.watch as watch
 from tests.distributions import wheel_bytes, write
 from tests.test_watch import wait_for
 from twistedpypi.index import PackageIndex
 from twistedpypi.watch import PackageWatcher
-
-
-@pytest.fixture
-def logged():
-    """The text of every event logged during the test."""
-    lines = []
-
-    def observe(event):
-        lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield lines
-    globalLogPublisher.removeObserver(observe)
 
 
 @pytest.fixture
