@@ -24,6 +24,11 @@ from twistedpypi.web.respond import error_page, not_modified, send_page
 METADATA_SUFFIX = ".metadata"
 
 
+_REGISTRY = static.Registry()
+"""static.File's registry (of script processors, which serve nothing here):
+one for all, where each File would build its own on every download."""
+
+
 class DistributionFileResource(static.File):
     """
     One file from disk, sent as it is: no C{Content-Encoding} for
@@ -50,7 +55,7 @@ class DistributionFileResource(static.File):
             hashed the file, which C{etag} is true for; L{None} to serve
             whatever is there.
         """
-        super().__init__(path, defaultType="application/octet-stream")
+        super().__init__(path, defaultType="application/octet-stream", registry=_REGISTRY)
         self.contentTypes = {}
         self.type = "application/octet-stream"
         self.encoding = None
