@@ -308,21 +308,9 @@ def simple_upstream_json(project: UpstreamProject, path_name: str) -> bytes:
     """
     files = []
     for entry in project.files:
-        document: dict = {
-            "filename": entry.filename,
-            "url": f"../../upstream/{quote(path_name)}/{quote(entry.filename)}",
-            "hashes": entry.hashes,
-            "core-metadata": entry.core_metadata,
-            "dist-info-metadata": entry.core_metadata,
-            "gpg-sig": False,
-            "yanked": entry.yanked,
-        }
-        if entry.requires_python:
-            document["requires-python"] = entry.requires_python
-        if entry.size is not None:
-            document["size"] = entry.size
-        if entry.upload_time is not None:
-            document["upload-time"] = entry.upload_time
+        document = entry.pep691(f"../../upstream/{quote(path_name)}/{quote(entry.filename)}")
+        document["dist-info-metadata"] = entry.core_metadata
+        document["gpg-sig"] = False
         files.append(document)
     return _json(
         {

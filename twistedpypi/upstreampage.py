@@ -57,6 +57,26 @@ class UpstreamFile:
         """Where PEP 658 puts the file's metadata upstream."""
         return self.url + ".metadata"
 
+    def pep691(self, url: str) -> dict:
+        """
+        The file as an entry of a PEP 691 page, linked at C{url}; the optional
+        keys only where upstream gave them.
+        """
+        document: dict = {
+            "filename": self.filename,
+            "url": url,
+            "hashes": self.hashes,
+            "yanked": self.yanked,
+            "core-metadata": self.core_metadata,
+        }
+        if self.requires_python:
+            document["requires-python"] = self.requires_python
+        if self.size is not None:
+            document["size"] = self.size
+        if self.upload_time is not None:
+            document["upload-time"] = self.upload_time
+        return document
+
 
 @dataclass(frozen=True, slots=True)
 class UpstreamProject:
@@ -84,22 +104,7 @@ class UpstreamProject:
         The project as a PEP 691 document with absolute upstream URLs: the
         form the proxy keeps on disk, read back by L{parse_json}.
         """
-        files = []
-        for entry in self.files:
-            document: dict = {
-                "filename": entry.filename,
-                "url": entry.url,
-                "hashes": entry.hashes,
-                "yanked": entry.yanked,
-                "core-metadata": entry.core_metadata,
-            }
-            if entry.requires_python:
-                document["requires-python"] = entry.requires_python
-            if entry.size is not None:
-                document["size"] = entry.size
-            if entry.upload_time is not None:
-                document["upload-time"] = entry.upload_time
-            files.append(document)
+        files = [entry.pep691(entry.url) for entry in self.files]
         return json.dumps(
             {"meta": {"api-version": "1.1"}, "name": self.name, "files": files},
             separators=(",", ":"),
