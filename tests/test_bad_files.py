@@ -99,10 +99,11 @@ def test_metadata_that_is_not_utf8_is_rendered_on_every_page(packages):
             b"Requires-Python: >=3\xff\nSummary: \xe9t\xe9\n\nbody \xff\n",
         )
     )
-    project = index_directory(packages).project("latin")
+    index = index_directory(packages)
+    project = index.project("latin")
     assert b"latin-1.0-py3-none-any.whl" in simple_project_html(project, "sha256")
     json.loads(simple_project_json(project, "sha256"))
-    assert json.loads(json_api(project, None, "http://x"))["info"]["name"] == "latin"
+    assert json.loads(json_api(project, None, "http://x", index.metadata_of))["info"]["name"] == "latin"
 
 
 def _wheel_with_metadata(member: str, data: bytes) -> bytes:

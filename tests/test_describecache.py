@@ -11,24 +11,62 @@ from tests.distributions import sdist_bytes, wheel_bytes, write
 from tests.indexing import index_directory
 from twistedpypi import describecache
 from twistedpypi.index import PackageIndex
+from twistedpypi.metadatastore import MetadataStore
 from twistedpypi.watch import PackageWatcher
 
 
 def test_descriptions_round_trip(packages, tmp_path):
     write(packages, wheel_bytes("demo", "1.0", requires_python=">=3.8"))
     write(packages, sdist_bytes("demo", "1.0", metadata_version="2.2"))
-    files = list(index_directory(packages).files_by_path.values())
-    cache = str(tmp_path / "cache.json")
-    describecache.save(cache, files)
+    write(packages, ("demo-1.0-py3.8.egg", b"not read"))
+    index = index_directory(packages)
+    files = list(index.files_by_path.values())
+    cache = str(tmp_path / "cache")
+    describecache.save(cache, files, index.metadata_of)
     assert describecache.load(cache) == {dist.path: dist for dist in files}
 
 
-def test_a_corrupt_or_foreign_cache_is_ignored(tmp_path):
-    for content in (b"{not json", b'{"format": "other", "files": []}', b'{"format": "twistedpypi-describe-cache-3"}\n[1, 2]\n', b"[]"):
-        path = tmp_path / "cache.json"
+def test_metadata_is_loaded_into_the_store(packages, tmp_path):
+    for version in ("1.0", "2.0"):
+        write(packages, wheel_bytes("demo", version, summary="from the cache " + version))
+    index = index_directory(packages)
+    cache = str(tmp_path / "cache")
+    describecache.save(cache, list(index.files_by_path.values()), index.metadata_of)
+
+    store = MetadataStore(str(tmp_path))
+    store.add(b"already there")
+    loaded = describecache.load(cache, store)
+    restarted = PackageIndex(store)
+    restarted.update(added=loaded.values())
+    for path, dist in index.files_by_path.items():
+        assert isinstance(loaded[path].metadata, int)
+        assert restarted.metadata_of(loaded[path]) == index.metadata_of(dist)
+        assert loaded[path].sha256_digest == dist.sha256_digest
+
+
+def test_a_corrupt_or_foreign_cache_is_ignored(packages, tmp_path):
+    write(packages, wheel_bytes("demo", "1.0"))
+    index = index_directory(packages)
+    good = tmp_path / "good"
+    describecache.save(str(good), list(index.files_by_path.values()), index.metadata_of)
+    data = good.read_bytes()
+    flipped = bytearray(data)
+    flipped[-5] ^= 1
+    contents = [
+        b"{not json",
+        b'{"format": "twistedpypi-describe-cache-3"}\n[1, 2]\n',
+        b"[]",
+        data[: len(describecache.FORMAT) + 10],
+        data[:-1],
+        data + b"more",
+        bytes(flipped),
+    ]
+    for content in contents:
+        path = tmp_path / "cache"
         path.write_bytes(content)
         assert describecache.load(str(path)) == {}
-    assert describecache.load(str(tmp_path / "missing.json")) == {}
+        assert describecache.load(str(path), MetadataStore(str(tmp_path))) == {}
+    assert describecache.load(str(tmp_path / "missing")) == {}
 
 
 async def start(packages, cache):
@@ -54,8 +92,8 @@ async def test_a_restart_reuses_the_cache_but_not_for_changed_files(packages, tm
     forged = {path: dist for path, dist in cached.items()}
     from dataclasses import replace
 
-    forged[stable] = replace(forged[stable], digests=(("sha256", bytes(32)),))
-    describecache.save(cache, list(forged.values()))
+    forged[stable] = replace(forged[stable], sha256_digest=bytes(32))
+    describecache.save(cache, list(forged.values()), PackageIndex().metadata_of)
     filename, data = wheel_bytes("changing", "1.0", summary="other bytes")
     with open(changing, "wb") as stream:
         stream.write(data)
@@ -70,3 +108,18 @@ async def test_a_restart_reuses_the_cache_but_not_for_changed_files(packages, tm
         assert watcher.index.files_by_path[changing].sha256 == hashlib.sha256(data).hexdigest()
     finally:
         await watcher.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_restart_leaves_a_current_cache_alone(packages, tmp_path):
+    write(packages, wheel_bytes("demo", "1.0"))
+    cache = tmp_path / "cache"
+    watcher = await start(packages, str(cache))
+    await watcher.stopService()
+    os.utime(cache, ns=(1, 1))
+    watcher = await start(packages, str(cache))
+    try:
+        assert watcher._reused == 1
+        assert os.stat(cache).st_mtime_ns == 1
+    finally:
+        watcher.stopService()

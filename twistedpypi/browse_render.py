@@ -20,11 +20,10 @@ import base64
 import hashlib
 import re
 from datetime import datetime, timezone
-from functools import lru_cache
 from html import escape
 from urllib.parse import quote, urlsplit
 
-from twistedpypi.index import DistributionFile, PackageIndex, Project
+from twistedpypi.index import DistributionFile, MetadataReader, PackageIndex, Project
 from twistedpypi.metadata import CoreMetadata
 from twistedpypi.render import upload_time
 
@@ -62,11 +61,10 @@ _KINDS = {"bdist_wheel": "wheel", "sdist": "sdist", "bdist_egg": "egg"}
 _SUMMARY = re.compile(rb"^summary:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 
-@lru_cache(maxsize=65536)
 def summary_of(metadata: bytes) -> str:
     """
     The C{Summary} field of a core metadata file, read from its headers
-    alone (fast: it is asked for every release when searching).
+    alone.
     """
     end = metadata.find(b"\n\n")
     crlf_end = metadata.find(b"\r\n\r\n")
@@ -93,10 +91,19 @@ def release_file(project: Project, version: str) -> DistributionFile | None:
     return best
 
 
-def release_summary(project: Project, version: str) -> str:
-    """The summary of one release, or an empty string."""
-    dist = release_file(project, version)
-    return summary_of(dist.metadata) if dist is not None and dist.metadata is not None else ""
+def release_summary(project: Project, version: str, metadata_of: MetadataReader) -> str:
+    """
+    The summary of one release, or an empty string; kept in the project
+    until it changes (searches and the project list ask for all of them).
+
+    @param metadata_of: reads a file's metadata (L{PackageIndex.metadata_of}).
+    """
+    summary = project.summaries.get(version)
+    if summary is None:
+        dist = release_file(project, version)
+        metadata = None if dist is None else metadata_of(dist)
+        summary = project.summaries[version] = "" if metadata is None else summary_of(metadata)
+    return summary
 
 
 def human_size(size: int) -> str:
@@ -134,7 +141,7 @@ def project_list_html(index: PackageIndex, query: str = "") -> bytes:
     shown = 0
     for name, project in sorted(index.projects.items()):
         latest = project.latest_version()
-        summary = release_summary(project, latest)
+        summary = release_summary(project, latest, index.metadata_of)
         newest = max(project.files.values(), key=lambda dist: dist.mtime_ns)
         key = f"{name} {project.display_name.lower()} {summary.lower()}"
         visible = not needle or needle in key
@@ -199,18 +206,20 @@ def _details(fields: dict, requires_python: str | None) -> str:
     return f"<dl>{''.join(rows)}</dl>\n" if rows else ""
 
 
-def project_page_html(project: Project, base_url: str) -> bytes:
+def project_page_html(project: Project, base_url: str, metadata_of: MetadataReader) -> bytes:
     """
     C{/project/<name>/}: the newest release's summary, details and
     description, the command that installs it, and every version's files
     with sizes and upload times.
 
     @param base_url: this server's public URL, for the install command.
+    @param metadata_of: reads a file's metadata (L{PackageIndex.metadata_of}).
     """
     latest = project.latest_version()
     dist = release_file(project, latest)
-    fields = CoreMetadata(dist.metadata, True).fields() if dist is not None and dist.metadata else {}
-    summary = release_summary(project, latest)
+    metadata = None if dist is None else metadata_of(dist)
+    fields = CoreMetadata(metadata, True).fields() if metadata else {}
+    summary = release_summary(project, latest, metadata_of)
     requires_python = next(
         (d.requires_python for d in project.files.values() if d.version == latest and d.requires_python),
         None,

@@ -4,95 +4,189 @@ restart serves a large directory at once instead of reading every file again.
 
 Entries are keyed by path, size and modification time: a file that changed
 in any of these is described anew.  A missing, stale, corrupt or foreign
-cache file is simply not used.  The file is JSON lines, read one line at a
-time, so loading it never holds the whole document in memory.  Blocking:
-call from a thread.
+cache file is simply not used: a BLAKE2 digest covers everything after the
+header, and nothing is trusted before it matches.
+
+The file holds the metadata files back to back, then the descriptions in
+C{marshal} chunks of L{CHUNK_ENTRIES}, so that loading makes no more
+short-lived objects at a time than one chunk's (which would otherwise stay
+in the process's memory as fragmentation), and metadata is streamed
+straight into the L{MetadataStore} without passing through the heap.
+Blocking: call from a thread.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import hashlib
+import marshal
 import os
-import sys
+import struct
 import tempfile
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 from twistedpypi.distfile import distribution_name
 from twistedpypi.index import DistributionFile
+from twistedpypi.metadatastore import MetadataStore, place
 
-FORMAT = "twistedpypi-describe-cache-3"
-
-
-def _entry(dist: DistributionFile) -> list:
-    return [
-        dist.path,
-        dist.filename,
-        dist.dist.project,
-        dist.dist.version,
-        dist.dist.kind,
-        dist.size,
-        dist.mtime_ns,
-        [[name, digest.hex()] for name, digest in dist.digests],
-        None if dist.metadata is None else base64.b64encode(dist.metadata).decode("ascii"),
-        dist.metadata_sha256,
-        dist.requires_python,
-        dist.display_name,
-        dist.signature,
-    ]
+FORMAT = b"twistedpypi-describe-cache-4\n"
+_HEADER = struct.Struct("<QQ32s")  # metadata length, entries length, digest
+_CHUNK_LENGTH = struct.Struct("<I")
+CHUNK_ENTRIES = 1000
+_COPY_SIZE = 1024 * 1024
 
 
-def _intern(value: str | None) -> str | None:
-    return None if value is None else sys.intern(value)
+def _digest() -> "hashlib._Hash":
+    return hashlib.blake2b(digest_size=32)
 
 
-def _file(entry: list) -> DistributionFile:
-    (path, filename, project, version, kind, size, mtime_ns, digests,
-     metadata, metadata_sha256, requires_python, display_name, signature) = entry
-    return DistributionFile(
-        filename=filename,
-        path=path,
-        dist=distribution_name(project, version, kind),
-        size=int(size),
-        mtime_ns=int(mtime_ns),
-        digests=tuple((sys.intern(name), bytes.fromhex(digest)) for name, digest in digests),
-        metadata=None if metadata is None else base64.b64decode(metadata),
-        metadata_digest=None if metadata_sha256 is None else bytes.fromhex(metadata_sha256),
-        requires_python=_intern(requires_python),
-        display_name=_intern(display_name),
-        signature=bool(signature),
-    )
-
-
-def load(path: str) -> dict[str, DistributionFile]:
+def load(path: str, store: MetadataStore | None = None) -> dict[str, DistributionFile]:
     """
     The cached descriptions by path; empty when there is no usable cache.
+
+    @param store: where to keep the metadata; without one, each file's
+        metadata is kept as bytes.
     """
     try:
         with open(path, "rb") as stream:
-            if json.loads(stream.readline()) != {"format": FORMAT}:
+            if stream.read(len(FORMAT)) != FORMAT:
                 return {}
-            files = (_file(json.loads(line)) for line in stream)
-            return {dist.path: dist for dist in files}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            metadata_length, entries_length, digest = _HEADER.unpack(stream.read(_HEADER.size))
+            hasher = _digest()
+            if store is None:
+                metadata = stream.read(metadata_length)
+                hasher.update(metadata)
+                base = 0
+            else:
+                metadata = None
+                base = _copy_into(stream, metadata_length, store, hasher)
+            entries = stream.read(entries_length + 1)
+            hasher.update(entries)
+            if len(entries) != entries_length or hasher.digest() != digest:
+                return {}
+            files = {}
+            for entry in _entries(entries):
+                dist = _file(entry, base, metadata)
+                files[dist.path] = dist
+            return files
+    except (OSError, ValueError, EOFError, TypeError, struct.error):
         return {}
 
 
-def save(path: str, files: Iterable[DistributionFile]) -> None:
+def _copy_into(stream: BinaryIO, length: int, store: MetadataStore, hasher) -> int:
+    """
+    Append the next C{length} bytes of C{stream} to C{store}, hashing them.
+
+    @return: where in the store they start.
+    """
+    base = None
+    while length:
+        block = stream.read(min(length, _COPY_SIZE))
+        if not block:
+            raise EOFError("the cache file ends in its metadata")
+        hasher.update(block)
+        offset = store.add_block(block)
+        base = offset if base is None else base
+        length -= len(block)
+    return store.size if base is None else base
+
+
+def _entries(data: bytes) -> Iterable[tuple]:
+    view = memoryview(data)
+    position = 0
+    while position < len(view):
+        (length,) = _CHUNK_LENGTH.unpack_from(view, position)
+        position += _CHUNK_LENGTH.size
+        yield from marshal.loads(view[position : position + length])
+        position += length
+
+
+def _file(entry: tuple, base: int, metadata: bytes | None) -> DistributionFile:
+    (path, project, version, kind, size, mtime_ns, sha256, extra_digests, metadata_offset,
+     metadata_length, metadata_digest, requires_python, display_name, signature) = entry
+    if metadata_offset < 0:
+        where = None
+    elif metadata is None:
+        where = place(base + metadata_offset, metadata_length)
+    else:
+        where = metadata[metadata_offset : metadata_offset + metadata_length]
+    return DistributionFile(
+        filename=path.rpartition(os.sep)[2],
+        path=path,
+        dist=distribution_name(project, version, kind),
+        size=size,
+        mtime_ns=mtime_ns,
+        sha256_digest=sha256,
+        extra_digests=extra_digests,
+        metadata=where,
+        metadata_digest=metadata_digest,
+        requires_python=requires_python,
+        display_name=display_name,
+        signature=signature,
+    )
+
+
+def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
     """
     Replace the cache with these descriptions, atomically.
 
+    @param metadata_of: reads a file's metadata (L{PackageIndex.metadata_of}).
     @raise OSError: when the cache cannot be written.
     """
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=".describe-cache-", dir=directory)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps({"format": FORMAT}) + "\n")
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(FORMAT + bytes(_HEADER.size))
+            hasher = _digest()
+            chunks = []
+            chunk = []
+            metadata_length = 0
             for dist in files:
-                stream.write(json.dumps(_entry(dist), separators=(",", ":")) + "\n")
+                metadata = metadata_of(dist)
+                if metadata is None:
+                    offset = -1
+                else:
+                    offset = metadata_length
+                    stream.write(metadata)
+                    hasher.update(metadata)
+                    metadata_length += len(metadata)
+                chunk.append(_entry(dist, offset, 0 if metadata is None else len(metadata)))
+                if len(chunk) == CHUNK_ENTRIES:
+                    chunks.append(_chunk(chunk))
+                    chunk = []
+            if chunk:
+                chunks.append(_chunk(chunk))
+            entries = b"".join(chunks)
+            hasher.update(entries)
+            stream.write(entries)
+            stream.seek(len(FORMAT))
+            stream.write(_HEADER.pack(metadata_length, len(entries), hasher.digest()))
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _entry(dist: DistributionFile, metadata_offset: int, metadata_length: int) -> tuple:
+    return (
+        dist.path,
+        dist.dist.project,
+        dist.dist.version,
+        dist.dist.kind,
+        dist.size,
+        dist.mtime_ns,
+        dist.sha256_digest,
+        dist.extra_digests,
+        metadata_offset,
+        metadata_length,
+        dist.metadata_digest,
+        dist.requires_python,
+        dist.display_name,
+        dist.signature,
+    )
+
+
+def _chunk(entries: list[tuple]) -> bytes:
+    data = marshal.dumps(tuple(entries))
+    return _CHUNK_LENGTH.pack(len(data)) + data

@@ -4,7 +4,8 @@ about each file, and the pages rendered from them.
 
 Pages are rendered the first time they are asked for after a change and kept
 until the next change touches them, so answering a request is a dictionary
-lookup whatever the number of files.  Pure: no I/O, no reactor.
+lookup whatever the number of files.  No reactor; the only I/O is reading
+core metadata back from the L{MetadataStore} an index may be given.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Callable, Iterable
 from packaging.version import InvalidVersion, Version
 
 from twistedpypi.distfile import DistributionName, version_sort_key
+from twistedpypi.metadatastore import MetadataStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +26,18 @@ class DistributionFile:
     One distribution file in a package directory, described once when it
     appeared.
 
+    Digests are raw bytes, not hex, and the sha256 stands alone rather
+    than in a mapping: a large index holds one of these per file.
+
     @ivar filename: its base name, which is also its URL under C{/packages/}.
     @ivar path: its absolute path on disk.
     @ivar mtime_ns: its modification time, which is also its upload time.
-    @ivar digests: raw digests as C{(algorithm, digest)} pairs, sha256
-        first (raw bytes and a tuple: a large index holds many of them).
-    @ivar metadata: its core metadata file, if one could be read.
+    @ivar sha256_digest: its raw sha256.
+    @ivar extra_digests: raw digests of the other algorithms it was hashed
+        with, as C{(algorithm, digest)} pairs.
+    @ivar metadata: its core metadata file, if one could be read: the bytes
+        themselves, or where the index's L{MetadataStore} keeps them (see
+        L{PackageIndex.metadata_of}).
     @ivar metadata_digest: the raw sha256 of C{metadata} when it may be
         served as the PEP 658 metadata file, else L{None}.
     @ivar display_name: the project name as the metadata spells it.
@@ -42,8 +50,9 @@ class DistributionFile:
     dist: DistributionName
     size: int
     mtime_ns: int
-    digests: tuple[tuple[str, bytes], ...]
-    metadata: bytes | None = None
+    sha256_digest: bytes
+    extra_digests: tuple[tuple[str, bytes], ...] = ()
+    metadata: bytes | int | None = None
     metadata_digest: bytes | None = None
     requires_python: str | None = None
     display_name: str | None = None
@@ -62,17 +71,23 @@ class DistributionFile:
     @property
     def sha256(self) -> str:
         """The file's sha256, hex."""
-        return self.digests[0][1].hex()
+        return self.sha256_digest.hex()
 
     @property
     def hashes(self) -> dict[str, str]:
         """Hex digests by algorithm name; always has C{sha256}."""
-        return {name: digest.hex() for name, digest in self.digests}
+        hashes = {"sha256": self.sha256_digest.hex()}
+        hashes.update((name, digest.hex()) for name, digest in self.extra_digests)
+        return hashes
 
     @property
     def metadata_sha256(self) -> str | None:
         """The hex sha256 of the servable metadata file, or L{None}."""
         return None if self.metadata_digest is None else self.metadata_digest.hex()
+
+
+MetadataReader = Callable[[DistributionFile], "bytes | None"]
+"""Reads a file's core metadata: L{PackageIndex.metadata_of}."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +124,15 @@ class Project:
     @ivar api_pages: the JSON API's pages, which hold absolute URLs and so
         are rendered per public base URL: kept apart, and bounded by their
         user, so that many host names cannot evict the simple pages.
+    @ivar summaries: the releases' summaries by version, as far as they
+        were asked for (they are read out of metadata kept on disk).
     """
 
     name: str
     files: dict[str, DistributionFile] = field(default_factory=dict)
     pages: dict[object, Page] = field(default_factory=dict)
     api_pages: dict[object, Page] = field(default_factory=dict)
+    summaries: dict[str, str] = field(default_factory=dict)
     _sorted: list[DistributionFile] | None = None
     _display_name: str | None = None
 
@@ -122,6 +140,7 @@ class Project:
         """Forget everything derived from the files: they changed."""
         self.pages.clear()
         self.api_pages.clear()
+        self.summaries.clear()
         self._sorted = None
         self._display_name = None
 
@@ -186,9 +205,13 @@ class PackageIndex:
 
     Changes arrive in batches through L{update}; each batch invalidates just
     the pages that can have changed.
+
+    @ivar metadata_store: where files' core metadata is kept off the heap,
+        if anywhere: a file's C{metadata} is then a place in it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metadata_store: MetadataStore | None = None) -> None:
+        self.metadata_store = metadata_store
         self.projects: dict[str, Project] = {}
         self.files_by_path: dict[str, DistributionFile] = {}
         self.files_by_name: dict[str, DistributionFile] = {}
@@ -210,6 +233,19 @@ class PackageIndex:
     def file(self, filename: str) -> DistributionFile | None:
         """The file served under that name, if any."""
         return self.files_by_name.get(filename)
+
+    def metadata_of(self, dist: DistributionFile) -> bytes | None:
+        """
+        The core metadata file of C{dist}, if it has one: read back from the
+        metadata store when it is kept there (a few KB read from a file the
+        page cache holds).
+
+        @raise OSError: the store cannot be read.
+        """
+        metadata = dist.metadata
+        if metadata is None or isinstance(metadata, bytes):
+            return metadata
+        return self.metadata_store.read(metadata)
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call C{listener} after every batch of changes."""

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from html import escape
 from urllib.parse import quote
 
-from twistedpypi.index import DistributionFile, PackageIndex, Project
+from twistedpypi.index import DistributionFile, MetadataReader, PackageIndex, Project
 from twistedpypi.metadata import CoreMetadata
 from twistedpypi.upstreampage import UpstreamFile, UpstreamProject
 
@@ -181,12 +181,13 @@ _INFO_FIELDS = {
 }
 
 
-def _release_info(project: Project, version: str, base_url: str) -> dict:
+def _release_info(project: Project, version: str, base_url: str, metadata_of: MetadataReader) -> dict:
     files = [dist for dist in project.sorted_files() if dist.version == version]
     fields: dict = {}
     for dist in files:
-        if dist.metadata is not None:
-            fields = CoreMetadata(dist.metadata, dist.metadata_sha256 is not None).fields()
+        metadata = metadata_of(dist)
+        if metadata is not None:
+            fields = CoreMetadata(metadata, dist.metadata_sha256 is not None).fields()
             if dist.dist.kind == "bdist_wheel":
                 break
     info = {key: None for key in _INFO_FIELDS}
@@ -243,16 +244,19 @@ def _python_tag(dist: DistributionFile) -> str:
     return "any"
 
 
-def json_api(project: Project, version: str | None, base_url: str, serial: int = 0) -> bytes:
+def json_api(
+    project: Project, version: str | None, base_url: str, metadata_of: MetadataReader, serial: int = 0
+) -> bytes:
     """
     The PyPI JSON API document of a project (C{version} L{None}) or of one
     of its releases, with absolute URLs under C{base_url}.
 
+    @param metadata_of: reads a file's metadata (L{PackageIndex.metadata_of}).
     @param serial: as for L{simple_project_json}.
     """
     release = version or project.latest_version()
     document = {
-        "info": _release_info(project, release, base_url),
+        "info": _release_info(project, release, base_url, metadata_of),
         "last_serial": serial,
         "urls": [
             _json_api_file(dist, base_url)

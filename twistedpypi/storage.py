@@ -13,7 +13,7 @@ import os
 import stat
 import sys
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Iterable, Mapping
 
 from twistedpypi.distfile import DistributionName, normalize_name, parse_filename
 from twistedpypi.index import DistributionFile
@@ -59,7 +59,11 @@ class ScanResult:
     unreadable: dict[str, str] = field(default_factory=dict)
 
 
-def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
+def scan(
+    directories: list[str],
+    roots: list[str] | None = None,
+    known: Mapping[str, DistributionFile] | None = None,
+) -> ScanResult:
     """
     Find every distribution file below C{directories}, recursively, without
     reading any.
@@ -68,8 +72,12 @@ def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
     lead outside the package directories C{roots} (by default the
     directories themselves).
 
+    @param known: files already described, by path: their names need not be
+        parsed again, and what is found shares their strings, which keeps a
+        scan of a large tree light.
     """
     roots = [os.path.realpath(root) for root in (roots or directories)]
+    known = known or {}
     found: dict[str, FileState] = {}
     signed: set[str] = set()
     walked: list[str] = []
@@ -78,32 +86,45 @@ def scan(directories: list[str], roots: list[str] | None = None) -> ScanResult:
     while pending:
         directory = pending.pop()
         try:
-            entries = list(os.scandir(directory))
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    _scan_entry(entry, roots, known, found, signed, pending)
         except OSError as error:
             unreadable[directory] = error.strerror or str(error)
             continue
         walked.append(directory)
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                if entry.is_symlink() and not _inside(entry.path, roots):
-                    continue
-                if entry.is_dir():
-                    if not entry.is_symlink():
-                        pending.append(entry.path)
-                    continue
-                if entry.name.endswith(SIGNATURE_SUFFIX):
-                    signed.add(entry.path[: -len(SIGNATURE_SUFFIX)])
-                    continue
-                dist = parse_filename(entry.name)
-                if dist is None or not entry.is_file():
-                    continue
-                status = entry.stat()
-            except OSError:
-                continue
-            found[entry.path] = FileState(entry.path, dist, status.st_size, status.st_mtime_ns)
     return ScanResult(found, signed, walked, unreadable)
+
+
+def _scan_entry(entry, roots, known, found, signed, pending) -> None:
+    """Sort one directory entry for L{scan}."""
+    name = entry.name
+    if name.startswith("."):
+        return
+    try:
+        if entry.is_symlink() and not _inside(entry.path, roots):
+            return
+        if entry.is_dir():
+            if not entry.is_symlink():
+                pending.append(entry.path)
+            return
+        if name.endswith(SIGNATURE_SUFFIX):
+            signed.add(entry.path[: -len(SIGNATURE_SUFFIX)])
+            return
+        path = entry.path
+        described = known.get(path)
+        if described is not None:
+            path, dist = described.path, described.dist
+        else:
+            dist = parse_filename(name)
+            if dist is None:
+                return
+        if not entry.is_file():
+            return
+        status = entry.stat()
+    except OSError:
+        return
+    found[path] = FileState(path, dist, status.st_size, status.st_mtime_ns)
 
 
 def stat_file(path: str, roots: list[str]) -> FileState | None:
@@ -197,7 +218,8 @@ def describe(
         dist=state.dist,
         size=state.size,
         mtime_ns=state.mtime_ns,
-        digests=digests,
+        sha256_digest=digests[0][1],
+        extra_digests=digests[1:],
         metadata=metadata.raw if metadata is not None else None,
         metadata_digest=(
             hashlib.sha256(metadata.raw).digest()

@@ -296,6 +296,29 @@ class Options(usage.Options):
         )
 
 
+def _metadata_store(describe_cache: str | None):
+    """
+    Where core metadata is kept off the heap: beside the description cache,
+    else in the system's temporary directory; L{None} (kept in memory) when
+    neither can take a file.
+    """
+    from twistedpypi.metadatastore import MetadataStore
+
+    directories = [os.path.dirname(describe_cache)] if describe_cache else []
+    for directory in [*directories, None]:
+        try:
+            if directory is not None:
+                os.makedirs(directory, exist_ok=True)
+            return MetadataStore(directory)
+        except OSError as error:
+            log.warn(
+                "cannot keep metadata in {directory}: {error}",
+                directory=directory or "the temporary directory",
+                error=error,
+            )
+    return None
+
+
 def makeService(options: Options) -> service.IService:
     """
     Wire the index, the directory watcher and the web site together.
@@ -314,7 +337,7 @@ def makeService(options: Options) -> service.IService:
     for path in remove_stale_uploads(config.upload_directory):
         log.info("deleted an unfinished upload: {path}", path=path)
     top = service.MultiService()
-    index = PackageIndex()
+    index = PackageIndex(_metadata_store(config.describe_cache))
     watcher = PackageWatcher(
         index,
         config.directories,

@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -29,6 +29,7 @@ from twisted.python.filepath import FilePath
 
 from twistedpypi import describecache
 from twistedpypi.index import DistributionFile, PackageIndex
+from twistedpypi.metadatastore import MetadataStore
 from twistedpypi.storage import SIGNATURE_SUFFIX, FileState, ScanResult, describe, scan, stat_file
 
 try:
@@ -156,6 +157,9 @@ class PackageWatcher(Service):
         self._cached: dict[str, DistributionFile] = {}
         self._save_call = None
         self._reused = 0
+        self._cache_entries = 0
+        self._cache_stale = False
+        self._saving: Deferred[None] = succeed(None)
 
     def startService(self) -> None:
         super().startService()
@@ -176,23 +180,38 @@ class PackageWatcher(Service):
             notifier.loseConnection()
         if self._save_call is not None and self._save_call.active():
             self._save_call.cancel()
-        if self._cache_path is None or not self.is_ready:
-            return None
-        # The last word on disk is the index as it is now.
-        return self._save_cache()
+        if self._cache_path is not None and self.is_ready and self._cache_stale:
+            # The last word on disk is the index as it is now.
+            self._save_cache()
+        return self._saved()
 
     # the description cache
 
     def _schedule_save(self) -> None:
         if self._cache_path is None or not self.is_ready:
             return
+        self._cache_stale = True
         if self._save_call is not None and self._save_call.active():
             self._save_call.reset(CACHE_SAVE_DELAY)
         else:
             self._save_call = self._reactor.callLater(CACHE_SAVE_DELAY, self._save_cache)
 
-    def _save_cache(self) -> Deferred[None]:
+    def _cache_is_current(self) -> bool:
+        """Whether the cache on disk describes exactly what the index holds."""
+        return self._reused == self._cache_entries == self.index.file_count
+
+    def _save_cache(self) -> None:
+        """
+        Write the cache as the index is now, after any save still being
+        written (so an older picture never replaces a newer one).
+        """
+        self._cache_stale = False
         files = list(self.index.files_by_path.values())
+
+        def save(_) -> Deferred[None] | None:
+            if self._cache_path is None:
+                return None
+            return deferToThread(describecache.save, self._cache_path, files, self.index.metadata_of)
 
         def failed(failure) -> None:
             log.warn(
@@ -202,7 +221,13 @@ class PackageWatcher(Service):
             )
             self._cache_path = None
 
-        return deferToThread(describecache.save, self._cache_path, files).addErrback(failed)
+        self._saving = self._saved().addCallback(save).addErrback(failed)
+
+    def _saved(self) -> Deferred[None]:
+        """Fires once every save begun so far is on disk (or failed)."""
+        done: Deferred[None] = Deferred()
+        self._saving.addBoth(lambda result: (done.callback(None), result)[1])
+        return done
 
     async def _start(self) -> None:
         started = time.monotonic()
@@ -233,7 +258,7 @@ class PackageWatcher(Service):
         self._cached = {}
         self.is_ready = True
         self.index.on_change(self._schedule_save)
-        if self._cache_path is not None:
+        if self._cache_path is not None and not self._cache_is_current():
             self._save_cache()
         self.ready.callback(None)
         if not self.running:
@@ -248,8 +273,9 @@ class PackageWatcher(Service):
         if self._use_inotify:
             self._start_notifier()
         if self._cache_path is not None:
-            self._cached = await deferToThread(describecache.load, self._cache_path)
-        found = await deferToThread(scan, self.directories, self._roots)
+            self._cached = await deferToThread(describecache.load, self._cache_path, self.index.metadata_store)
+            self._cache_entries = len(self._cached)
+        found = await deferToThread(scan, self.directories, self._roots, self._cached)
         self._watch_directories(found.directories)
         await self._apply(found, scope=None, settle=False)
         self._note_unreadable(found)
@@ -270,7 +296,7 @@ class PackageWatcher(Service):
                 self._rescans = [paths for paths in self._rescans if paths is not newer]
 
         async def scan_and_apply(newer: set[str]) -> None:
-            found = await deferToThread(scan, self.directories, self._roots)
+            found = await deferToThread(scan, self.directories, self._roots, self.index.files_by_path)
             recovered = self._note_unreadable(found)
             if recovered:
                 if self._notifier is not None:
@@ -518,7 +544,7 @@ class PackageWatcher(Service):
             described = self._from_cache(fresh, found.signed)
             fresh = [state for state in fresh if state.path not in self._cached]
             if fresh:
-                more, failed = await deferToThread(self._describe_all, fresh, found.signed)
+                more, failed = await deferToThread(self._describe_and_store, fresh, found.signed)
                 described += more
                 for state, failure in failed:
                     log.failure(
@@ -546,7 +572,7 @@ class PackageWatcher(Service):
             if cached is None:
                 continue
             if (cached.size, cached.mtime_ns, cached.dist) == (state.size, state.mtime_ns, state.dist) and all(
-                name in dict(cached.digests) for name in self._algorithms
+                name in dict(cached.extra_digests) for name in self._algorithms[1:]
             ):
                 signature = state.path in signed
                 reused.append(cached if cached.signature == signature else replace(cached, signature=signature))
@@ -554,6 +580,24 @@ class PackageWatcher(Service):
                 del self._cached[state.path]
         self._reused += len(reused)
         return reused
+
+    def _describe_and_store(
+        self, states: list[FileState], signed: set[str]
+    ) -> tuple[list[DistributionFile], list[tuple[FileState, Failure]]]:
+        """
+        Describe files, then move their metadata into the index's metadata
+        store, off the heap; in a thread.
+        """
+        described, failed = self._describe_all(states, signed)
+        store = self.index.metadata_store
+        if store is None:
+            return described, failed
+        try:
+            return [_stored(dist, store) for dist in described], failed
+        except OSError as error:
+            # Kept in memory instead: served all the same.
+            log.warn("cannot write to the metadata store: {error}", error=error)
+            return described, failed
 
     def _describe_all(
         self, states: list[FileState], signed: set[str]
@@ -573,6 +617,13 @@ class PackageWatcher(Service):
             if dist is not None:
                 results.append(dist)
         return results, failed
+
+
+def _stored(dist: DistributionFile, store: MetadataStore) -> DistributionFile:
+    """C{dist}, its metadata moved into C{store}.  Blocking."""
+    if not isinstance(dist.metadata, bytes):
+        return dist
+    return replace(dist, metadata=store.add(dist.metadata))
 
 
 def _under(path: str, paths: set[str]) -> bool:

@@ -75,7 +75,7 @@ class Browse(Resource):
         if key not in project.pages and sum(1 for k in project.pages if _browse_key(k)) >= _MAX_CACHED_BASES:
             for old in [k for k in project.pages if _browse_key(k)]:
                 del project.pages[old]
-        return project.cached(key, lambda: Page.of(project_page_html(project, base), HTML))
+        return project.cached(key, lambda: Page.of(project_page_html(project, base, self.index.metadata_of), HTML))
 
     def _not_found(self, request: Request, name: str) -> bytes:
         request.setResponseCode(404)

@@ -213,7 +213,7 @@ class Packages(Resource):
             dist = self.index.file(filename[: -len(METADATA_SUFFIX)])
             if dist is None or dist.metadata_sha256 is None:
                 return None
-            return static.Data(dist.metadata, "text/plain; charset=utf-8")
+            return static.Data(self.index.metadata_of(dist), "text/plain; charset=utf-8")
         if filename.endswith(SIGNATURE_SUFFIX):
             dist = self.index.file(filename[: -len(SIGNATURE_SUFFIX)])
             if dist is None or not dist.signature:

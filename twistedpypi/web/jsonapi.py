@@ -75,5 +75,5 @@ class JsonApi(Resource):
         if page is None:
             if len(pages) >= _MAX_CACHED_PAGES:
                 del pages[next(iter(pages))]  # the oldest
-            page = pages[key] = Page.of(json_api(project, version, base, self.index.serial), JSON)
+            page = pages[key] = Page.of(json_api(project, version, base, self.index.metadata_of, self.index.serial), JSON)
         return send_page(request, page)

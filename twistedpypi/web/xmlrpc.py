@@ -65,7 +65,7 @@ class PackageSearch(xmlrpc.XMLRPC):
                             "name": project.display_name,
                             "normalized": project.name,
                             "version": version,
-                            "summary": release_summary(project, version),
+                            "summary": release_summary(project, version, self.index.metadata_of),
                         }
                     )
             self._rows, self._rows_serial = rows, self.index.serial
