@@ -26,13 +26,15 @@ from typing import BinaryIO, Iterable
 
 from twistedpypi.distfile import distribution_name
 from twistedpypi.index import DistributionFile
-from twistedpypi.metadatastore import MetadataStore, place
+from twistedpypi.metadatastore import PLACE_SHIFT, MetadataStore, place, unpack
+from twistedpypi.storage import process_is_gone
 
-FORMAT = b"twistedpypi-describe-cache-4\n"
+FORMAT = b"twistedpypi-describe-cache-5\n"
 _HEADER = struct.Struct("<QQ32s")  # metadata length, entries length, digest
 _CHUNK_LENGTH = struct.Struct("<I")
 CHUNK_ENTRIES = 1000
 _COPY_SIZE = 1024 * 1024
+_TEMPORARY_PREFIX = ".describe-cache-"
 
 
 def _digest() -> "hashlib._Hash":
@@ -65,7 +67,7 @@ def load(path: str, store: MetadataStore | None = None) -> dict[str, Distributio
                 return {}
             files = {}
             for entry in _entries(entries):
-                dist = _file(entry, base, metadata)
+                dist = _file(entry, base << PLACE_SHIFT, metadata)
                 files[dist.path] = dist
             return files
     except (OSError, ValueError, EOFError, TypeError, struct.error):
@@ -101,27 +103,24 @@ def _entries(data: bytes) -> Iterable[tuple]:
 
 
 def _file(entry: tuple, base: int, metadata: bytes | None) -> DistributionFile:
-    (path, project, version, kind, size, mtime_ns, sha256, extra_digests, metadata_offset,
-     metadata_length, metadata_digest, requires_python, display_name, signature) = entry
-    if metadata_offset < 0:
-        where = None
-    elif metadata is None:
-        where = place(base + metadata_offset, metadata_length)
-    else:
-        where = metadata[metadata_offset : metadata_offset + metadata_length]
+    """
+    A description from its cache entry.  (Positional and terse: a restart
+    makes one per file.)
+
+    @param base: what to add to a place in the cache's metadata for the
+        place in the store, or L{None} to keep metadata in memory.
+    """
+    (filename, path, project, version, kind, size, mtime_ns, sha256, extra_digests, where,
+     metadata_digest, requires_python, display_name, signature) = entry
+    if where is not None:
+        if metadata is None:
+            where += base
+        else:
+            offset, length = unpack(where)
+            where = metadata[offset : offset + length]
     return DistributionFile(
-        filename=path.rpartition(os.sep)[2],
-        path=path,
-        dist=distribution_name(project, version, kind),
-        size=size,
-        mtime_ns=mtime_ns,
-        sha256_digest=sha256,
-        extra_digests=extra_digests,
-        metadata=where,
-        metadata_digest=metadata_digest,
-        requires_python=requires_python,
-        display_name=display_name,
-        signature=signature,
+        filename, path, distribution_name(project, version, kind), size, mtime_ns, sha256,
+        extra_digests, where, metadata_digest, requires_python, display_name, signature,
     )
 
 
@@ -134,7 +133,8 @@ def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
     """
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=".describe-cache-", dir=directory)
+    _remove_abandoned(directory)
+    descriptor, temporary = tempfile.mkstemp(prefix=f"{_TEMPORARY_PREFIX}{os.getpid()}-", dir=directory)
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(FORMAT + bytes(_HEADER.size))
@@ -145,13 +145,13 @@ def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
             for dist in files:
                 metadata = metadata_of(dist)
                 if metadata is None:
-                    offset = -1
+                    where = None
                 else:
-                    offset = metadata_length
+                    where = place(metadata_length, len(metadata))
                     stream.write(metadata)
                     hasher.update(metadata)
                     metadata_length += len(metadata)
-                chunk.append(_entry(dist, offset, 0 if metadata is None else len(metadata)))
+                chunk.append(_entry(dist, where))
                 if len(chunk) == CHUNK_ENTRIES:
                     chunks.append(_chunk(chunk))
                     chunk = []
@@ -168,8 +168,25 @@ def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
         raise
 
 
-def _entry(dist: DistributionFile, metadata_offset: int, metadata_length: int) -> tuple:
+def _remove_abandoned(directory: str) -> None:
+    """
+    Delete the half-written caches of processes that died writing them
+    (several servers may share a cache: only the dead ones' are deleted).
+    """
+    for name in os.listdir(directory):
+        if not name.startswith(_TEMPORARY_PREFIX):
+            continue
+        pid = name[len(_TEMPORARY_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and process_is_gone(int(pid)):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
+def _entry(dist: DistributionFile, where: int | None) -> tuple:
     return (
+        dist.filename,
         dist.path,
         dist.dist.project,
         dist.dist.version,
@@ -178,8 +195,7 @@ def _entry(dist: DistributionFile, metadata_offset: int, metadata_length: int) -
         dist.mtime_ns,
         dist.sha256_digest,
         dist.extra_digests,
-        metadata_offset,
-        metadata_length,
+        where,
         dist.metadata_digest,
         dist.requires_python,
         dist.display_name,

@@ -20,11 +20,13 @@ from twistedpypi.distfile import DistributionName, version_sort_key
 from twistedpypi.metadatastore import MetadataStore
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DistributionFile:
     """
     One distribution file in a package directory, described once when it
-    appeared.
+    appeared.  Never changed afterwards: a change is a new one, made with
+    L{dataclasses.replace}.  (Not frozen only because a frozen dataclass
+    takes seven times longer to make, and a restart makes one per file.)
 
     Digests are raw bytes, not hex, and the sha256 stands alone rather
     than in a mapping: a large index holds one of these per file.

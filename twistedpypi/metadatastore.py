@@ -19,8 +19,13 @@ import os
 import tempfile
 import threading
 
-_LENGTH_BITS = 24
-MAX_LENGTH = (1 << _LENGTH_BITS) - 1
+PLACE_SHIFT = 24
+"""
+A place is its offset shifted left this far, plus its length: adding
+C{n << PLACE_SHIFT} to a place moves it C{n} bytes on.
+"""
+
+MAX_LENGTH = (1 << PLACE_SHIFT) - 1
 """The largest metadata file a place can describe (16 MiB)."""
 
 
@@ -28,12 +33,12 @@ def place(offset: int, length: int) -> int:
     """Pack where some metadata is into one int."""
     if not 0 <= length <= MAX_LENGTH:
         raise ValueError(f"metadata of {length} bytes is too large to store")
-    return offset << _LENGTH_BITS | length
+    return offset << PLACE_SHIFT | length
 
 
 def unpack(where: int) -> tuple[int, int]:
     """The offset and length a L{place} packed."""
-    return where >> _LENGTH_BITS, where & MAX_LENGTH
+    return where >> PLACE_SHIFT, where & MAX_LENGTH
 
 
 class MetadataStore:

@@ -414,6 +414,17 @@ def remove_files(paths: list[str]) -> list[str]:
     return removed
 
 
+def process_is_gone(pid: int) -> bool:
+    """Whether no process has that id (one we may not signal still counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def remove_stale_uploads(directory: str) -> list[str]:
     """
     Delete the temporary files of uploads whose server process is gone (it
@@ -434,14 +445,8 @@ def remove_stale_uploads(directory: str) -> list[str]:
         pid = name[len(UPLOAD_PREFIX):].split("-", 1)[0]
         if not pid.isdigit():
             continue
-        if int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), 0)
-                continue  # another server is writing it
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue
+        if int(pid) != os.getpid() and not process_is_gone(int(pid)):
+            continue  # another server is writing it
         try:
             os.unlink(os.path.join(directory, name))
             removed.append(os.path.join(directory, name))
