@@ -114,7 +114,8 @@ def _file(entry: tuple, base: int, metadata: bytes | None) -> DistributionFile:
      metadata_digest, requires_python, display_name, signature) = entry
     if where is not None:
         if metadata is None:
-            where += base
+            if base:
+                where += base
         else:
             offset, length = unpack(where)
             where = metadata[offset : offset + length]

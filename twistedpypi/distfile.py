@@ -94,11 +94,12 @@ def is_hidden_or_temporary(filename: str) -> bool:
 _WHEEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?$", re.ASCII)
 
 
-@lru_cache(maxsize=131072)
 def distribution_name(project: str, version: str, kind: str) -> DistributionName:
     """
-    One shared, immutable L{DistributionName} per release and kind: a large
-    index holds many files of the same release.
+    A L{DistributionName} whose strings are shared with every other file of
+    the project and version.  (The names themselves are not shared: most
+    releases have one file of each kind, and a cache of them would cost
+    three times what it saves.)
     """
     return DistributionName(sys.intern(project), sys.intern(version), sys.intern(kind))
 

@@ -463,17 +463,18 @@ class PackageWatcher(Service):
             newer.update(paths, created, gone_directories)
             newer.update(p[: -len(SIGNATURE_SUFFIX)] for p in paths if p.endswith(SIGNATURE_SUFFIX))
         inspected = await deferToThread(_inspect, paths, self._roots, created)
-        removed = list(inspected.gone)
-        if gone_directories:
-            prefixes = tuple(p + os.sep for p in gone_directories)
-            removed += [p for p in self.index.files_by_path if p.startswith(prefixes)]
-        await self._apply(inspected.files, scope=[], settle=False, removed=removed)
+        await self._apply(
+            inspected.files,
+            scope=[],
+            settle=False,
+            removed=inspected.gone,
+            removed_below=[p + os.sep for p in gone_directories],
+            signatures=inspected.signatures,
+        )
         for directory in inspected.directories:
             found = await deferToThread(scan, [directory], self._roots)
             self._watch_directories(found.directories)
             await self._apply(found, scope=[directory], settle=False)
-        for path, present in inspected.signatures.items():
-            self.index.set_signature(path, present)
 
     async def _apply(
         self,
@@ -482,9 +483,17 @@ class PackageWatcher(Service):
         settle: bool,
         removed: Iterable[str] = (),
         newer: set[str] | None = None,
+        removed_below: list[str] = (),
+        signatures: dict[str, bool] | None = None,
     ) -> None:
         """
         Bring the index in line with C{found}.
+
+        Changes are worked out in a thread: with many files, comparing them
+        all would hold up the reactor.  Only this method changes the index,
+        under a lock, so it stays still while the thread reads it.  Until
+        the first scan is in, no request looks at the index, and the index
+        is filled in the thread too.
 
         @param scope: the directories C{found} covers completely: indexed
             files below them that C{found} lacks are removed.  L{None} means
@@ -492,59 +501,20 @@ class PackageWatcher(Service):
         @param settle: skip files modified within L{SETTLE_SECONDS}; they
             may still be being written.  (A file whose time is in the future
             counts once the scans have seen it unchanged that long.)
+        @param removed: paths known to be gone.
         @param newer: paths (files, or directories with everything below)
             changed by events since C{found} was made: left as they are.
+        @param removed_below: directories (ending in a separator) known to
+            be gone with everything below them.
+        @param signatures: files whose detached signature appeared (L{True})
+            or disappeared (L{False}).
         """
         await self._lock.acquire()
         try:
-            index = self.index
-            fresh = []
-            now_ns = time.time_ns()
-            now = time.monotonic()
-            unsettled = {}
-            for path, state in found.files.items():
-                if newer and _under(path, newer):
-                    continue
-                known = index.files_by_path.get(path)
-                if known is not None and (known.size, known.mtime_ns) == (state.size, state.mtime_ns):
-                    if known.signature != (path in found.signed):
-                        index.set_signature(path, path in found.signed)
-                    continue
-                if self._undescribable.get(path) == state:
-                    continue
-                if settle and now_ns - state.mtime_ns < SETTLE_SECONDS * 1e9:
-                    # Unchanged in two scans is not enough: a copy can
-                    # pause for longer than the scans' interval.
-                    seen = self._unsettled.get(path)
-                    if seen is None or seen[0] != state:
-                        seen = (state, now)
-                    unsettled[path] = seen
-                    if now - seen[1] < SETTLE_SECONDS:
-                        continue
-                fresh.append(state)
-            gone = list(removed)
-            if scope is None:
-                self._undescribable = {
-                    p: state for p, state in self._undescribable.items() if p in found.files
-                }
-                gone += [p for p in index.files_by_path if p not in found.files]
-            elif scope:
-                prefixes = tuple(d.rstrip(os.sep) + os.sep for d in scope)
-                gone += [
-                    p for p in index.files_by_path
-                    if p.startswith(prefixes) and p not in found.files
-                ]
-            if newer:
-                gone = [p for p in gone if not _under(p, newer)]
-            if found.unreadable:
-                # Unknown is not gone: a directory that cannot be read for a
-                # moment must not empty the index (and send pip elsewhere).
-                unknown = tuple(d.rstrip(os.sep) + os.sep for d in found.unreadable)
-                gone = [p for p in gone if not p.startswith(unknown)]
-            described = self._from_cache(fresh, found.signed)
-            fresh = [state for state in fresh if state.path not in self._cached]
-            if fresh:
-                more, failed = await deferToThread(self._describe_and_store, fresh, found.signed)
+            plan = await deferToThread(self._plan, found, scope, settle, removed, newer, removed_below)
+            described = plan.reused
+            if plan.fresh:
+                more, failed = await deferToThread(self._describe_and_store, plan.fresh, found.signed)
                 described += more
                 for state, failure in failed:
                     log.failure(
@@ -553,12 +523,81 @@ class PackageWatcher(Service):
                         path=state.path,
                     )
                     self._undescribable[state.path] = state
-            if settle:
-                self._unsettled = unsettled
-            if described or gone:
-                index.update(added=described, removed=gone)
+            if described or plan.gone:
+                if self.is_ready:
+                    self.index.update(added=described, removed=plan.gone)
+                else:
+                    await deferToThread(self.index.update, added=described, removed=plan.gone)
+            for path, present in {**plan.signatures, **(signatures or {})}.items():
+                self.index.set_signature(path, present)
         finally:
             self._lock.release()
+
+    def _plan(
+        self,
+        found: ScanResult,
+        scope: list[str] | None,
+        settle: bool,
+        removed: Iterable[str],
+        newer: set[str] | None,
+        removed_below: list[str],
+    ) -> _Plan:
+        """
+        Work out what L{_apply} must change; in a thread, under its lock.
+        """
+        index = self.index
+        plan = _Plan()
+        fresh = []
+        now_ns = time.time_ns()
+        now = time.monotonic()
+        unsettled = {}
+        for path, state in found.files.items():
+            if newer and _under(path, newer):
+                continue
+            known = index.files_by_path.get(path)
+            if known is not None and (known.size, known.mtime_ns) == (state.size, state.mtime_ns):
+                if known.signature != (path in found.signed):
+                    plan.signatures[path] = path in found.signed
+                continue
+            if self._undescribable.get(path) == state:
+                continue
+            if settle and now_ns - state.mtime_ns < SETTLE_SECONDS * 1e9:
+                # Unchanged in two scans is not enough: a copy can
+                # pause for longer than the scans' interval.
+                seen = self._unsettled.get(path)
+                if seen is None or seen[0] != state:
+                    seen = (state, now)
+                unsettled[path] = seen
+                if now - seen[1] < SETTLE_SECONDS:
+                    continue
+            fresh.append(state)
+        gone = list(removed)
+        if removed_below:
+            gone += [p for p in index.files_by_path if p.startswith(tuple(removed_below))]
+        if scope is None:
+            self._undescribable = {
+                p: state for p, state in self._undescribable.items() if p in found.files
+            }
+            gone += [p for p in index.files_by_path if p not in found.files]
+        elif scope:
+            prefixes = tuple(d.rstrip(os.sep) + os.sep for d in scope)
+            gone += [
+                p for p in index.files_by_path
+                if p.startswith(prefixes) and p not in found.files
+            ]
+        if newer:
+            gone = [p for p in gone if not _under(p, newer)]
+        if found.unreadable:
+            # Unknown is not gone: a directory that cannot be read for a
+            # moment must not empty the index (and send pip elsewhere).
+            unknown = tuple(d.rstrip(os.sep) + os.sep for d in found.unreadable)
+            gone = [p for p in gone if not p.startswith(unknown)]
+        plan.gone = gone
+        plan.reused = self._from_cache(fresh, found.signed)
+        plan.fresh = [state for state in fresh if state.path not in self._cached]
+        if settle:
+            self._unsettled = unsettled
+        return plan
 
     def _from_cache(self, states: list[FileState], signed: set[str]) -> list[DistributionFile]:
         """
@@ -650,6 +689,23 @@ def _is_link_to_file(path: str) -> bool:
     if stat.S_ISLNK(status.st_mode):
         return os.path.isfile(path)
     return stat.S_ISREG(status.st_mode) and status.st_nlink > 1
+
+
+class _Plan:
+    """
+    What L{PackageWatcher._apply} is to change.
+
+    @ivar reused: descriptions taken from the description cache.
+    @ivar fresh: files to describe.
+    @ivar gone: paths to remove.
+    @ivar signatures: files whose signature came or went, and which.
+    """
+
+    def __init__(self) -> None:
+        self.reused: list[DistributionFile] = []
+        self.fresh: list[FileState] = []
+        self.gone: list[str] = []
+        self.signatures: dict[str, bool] = {}
 
 
 class _Inspection:
