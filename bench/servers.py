@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -229,9 +229,11 @@ def twistedpypi(command: str, source: Path | None, snapshot: Path) -> ServerSpec
 
     When C{source} is a checkout, its C{twistedpypi} package and plugin are copied
     to C{snapshot} and put on PYTHONPATH: the run measures one fixed version of code
-    that may be changing under it, and writes no caches into the checkout.
+    that may be changing under it, and writes no caches into the checkout. The
+    description cache goes beside the snapshot (XDG_CACHE_HOME), so it is kept
+    between the starts of one run and deleted with its scratch directory.
     """
-    env = {}
+    env = {"XDG_CACHE_HOME": str(snapshot.parent / "xdg-cache")}
     if source is not None:
         shutil.rmtree(snapshot, ignore_errors=True)
         skip = shutil.ignore_patterns("__pycache__", "dropin.cache")
@@ -245,6 +247,11 @@ def twistedpypi(command: str, source: Path | None, snapshot: Path) -> ServerSpec
         )
 
     return ServerSpec("twistedpypi", argv, env=env, uploads=True)
+
+
+def with_arguments(spec: ServerSpec, *extra: str) -> ServerSpec:
+    """C{spec}, started with C{extra} arguments appended to its command line."""
+    return replace(spec, argv=lambda port, packages, scratch: [*spec.argv(port, packages, scratch), *extra])
 
 
 def bare_twisted() -> ServerSpec:
