@@ -45,6 +45,7 @@ class ServerSpec:
     @ivar indexes: whether C{/simple/} lists the directory's projects (the bare page
         does not), so readiness means "lists them all".
     @ivar uploads: whether the server takes C{:action=file_upload} POSTs.
+    @ivar watches: whether a file dropped into the directory is listed while it runs.
     """
 
     name: str
@@ -52,6 +53,7 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     indexes: bool = True
     uploads: bool = False
+    watches: bool = False
 
 
 @dataclass
@@ -219,7 +221,7 @@ def pypiserver(bin_dir: Path) -> ServerSpec:
             str(packages.path),
         ]
 
-    return ServerSpec("pypiserver", argv, uploads=True)
+    return ServerSpec("pypiserver", argv, uploads=True, watches=True)
 
 
 def twistedpypi(command: str, source: Path | None, snapshot: Path) -> ServerSpec:
@@ -246,7 +248,7 @@ def twistedpypi(command: str, source: Path | None, snapshot: Path) -> ServerSpec
             command.format(python=shlex.quote(sys.executable), port=port, dir=shlex.quote(str(packages.path)))
         )
 
-    return ServerSpec("twistedpypi", argv, env=env, uploads=True)
+    return ServerSpec("twistedpypi", argv, env=env, uploads=True, watches=True)
 
 
 def with_arguments(spec: ServerSpec, *extra: str) -> ServerSpec:
