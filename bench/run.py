@@ -59,15 +59,16 @@ restarts twistedpypi (warm) on the same corpus and repeats the page and small-fi
 The flat-cost rows serve two more corpora made by the same generator, {flat_small:,} and
 {flat_large:,} files ({versions} releases × wheel + sdist per project, so every project page
 has the same size; `/simple/` grows with the number of projects and measures bytes as
-well), each from a cold start; the {flat_large:,}-file RSS rows are read after that start
-and after its three wrk runs. pypiserver is only started on the large corpus (its pages
-cost a directory listing per request: wrk runs on it would take hours).
+well), each restarted warm after a cold start; the {flat_large:,}-file RSS rows are read
+after each start and after the three wrk runs. pypiserver is only started (cold) on the
+large corpus: its pages cost a directory listing per request, wrk runs would take hours.
 
 The "target (ours)" column is the performance issue's target for twistedpypi's figure,
 and "met?" is computed from this run's figures. A target relative to another row
 compares with twistedpypi's figure there (the measured ratio is shown); "or ≥ 0.75×
 bare" counts as met when that ratio to bare Twisted, in the same run, is met, even if
-the absolute figure is not. MB are 10⁶ bytes. The targets are set for 20,000 files, a
+the absolute figure is not. The large download's "without reading it into memory" is
+held to the upload's bound, RSS growth ≤ 50 MB. MB are 10⁶ bytes. The targets are set for 20,000 files, a
 1 GB file and 1,000 / 100,000-file corpora: on smaller sizes (`--quick`) the verdicts
 only show that the rows work.
 """
@@ -95,8 +96,10 @@ class Rows:
     flat_root_large: Metric
     flat_file_small: Metric
     flat_file_large: Metric
-    flat_startup: Metric
-    flat_rss_started: Metric
+    flat_startup_cold: Metric
+    flat_startup_warm: Metric
+    flat_rss_cold: Metric
+    flat_rss_warm: Metric
     flat_rss_loaded: Metric
     big_download: Metric
     big_download_rss: Metric
@@ -129,15 +132,15 @@ class Rows:
             Metric(f"GET `/simple/`, {projects:,} projects (req/s)", Target("≥ 5,000", least=5000)),
             project,
             Metric("GET `/simple/<project>/` → 304, If-None-Match (req/s)",
-                   Target("> 200 pages", least=1, relative_to=project)),
+                   Target("faster than the 200 row", least=1, relative_to=project)),
             small_file,
             Metric("RSS after the load runs (MiB)"),
             Metric("new file listed, median (ms, lower is better)", listed),
             Metric("new file listed, slowest (ms, lower is better)", listed),
             Metric(f"GET `/simple/<project>/`, `--workers {workers}` (req/s)",
-                   Target("> 1 process", least=1, relative_to=project)),
+                   Target("faster than 1 process", least=1, relative_to=project)),
             Metric(f"GET small file, `--workers {workers}` (req/s)",
-                   Target("> 1 process", least=1, relative_to=small_file)),
+                   Target("faster than 1 process", least=1, relative_to=small_file)),
             flat_project,
             Metric(f"GET `/simple/<project>/`, {large} (req/s)", replace(as_flat, relative_to=flat_project)),
             flat_root,
@@ -146,9 +149,11 @@ class Rows:
             flat_file,
             Metric(f"GET small file, {large} (req/s)", replace(as_flat, relative_to=flat_file)),
             Metric(f"start-up, cold, {large} (s, lower is better)"),
-            Metric(f"RSS after start-up, {large} (MiB)", memory),
+            Metric(f"start-up, warm restart, {large} (s, lower is better)"),
+            Metric(f"RSS after a cold start, {large} (MiB)", memory),
+            Metric(f"RSS after a warm restart, {large} (MiB)", memory),
             Metric(f"RSS after the load runs, {large} (MiB)", memory),
-            Metric(f"download {big} file (GB/s)", Target("≥ 1", least=1)),
+            Metric(f"download {big} file (GB/s)", Target("≥ 1 GB/s", least=1)),
             Metric(f"RSS growth during {big} download (MiB)", streamed),
             Metric(f"upload {big} file, multipart POST (GB/s)"),
             Metric(f"RSS growth during {big} upload (MiB)", streamed),
@@ -268,30 +273,34 @@ def bench_corpus(run: Run, spec: servers.ServerSpec) -> None:
 
 def bench_flat(run: Run, spec: servers.ServerSpec) -> None:
     """
-    Request rates on the small and the large flat-cost corpora, each from a cold
-    start, with the start-up and memory on the large one. Other servers than
-    twistedpypi only start on the large one.
+    Start-up and memory on the large flat-cost corpus; for twistedpypi, then, the
+    request rates on the small and the large one, each restarted warm after a cold
+    start, with the memory after the large one's load runs. Other servers only start
+    (cold) on the large corpus.
     """
     rows, table = run.rows, run.table
-    sizes = (
-        ("small", (rows.flat_root_small, rows.flat_project_small, rows.flat_file_small)),
-        ("large", (rows.flat_root_large, rows.flat_project_large, rows.flat_file_large)),
-    )
-    for (what, (root, project, small_file)), source in zip(sizes, run.flat):
-        if what == "small" and spec.name != OURS:
-            continue
+    small, large = run.flat
+    corpora = [(small, "small"), (large, "large")] if spec.name == OURS else [(large, "large")]
+    for source, what in corpora:
         packages = run.fresh_copy(source, spec, f"flat-{what}")
-        with servers.serving(spec, packages, run.server_dir(spec) / f"flat-{what}-run") as (server, seconds):
+        scratch = run.server_dir(spec) / f"flat-{what}-run"
+        with servers.serving(spec, packages, scratch) as (server, seconds):
             if what == "large":
-                table.put(rows.flat_startup, spec.name, seconds)
-                table.put(rows.flat_rss_started, spec.name, mib(machine.rss_kib(server.pids())))
+                table.put(rows.flat_startup_cold, spec.name, seconds)
+                table.put(rows.flat_rss_cold, spec.name, mib(machine.rss_kib(server.pids())))
                 print(f"  started on {len(source.filenames()):,} files in {seconds:.2f} s", flush=True)
-            if spec.name != OURS:
-                continue
+        if spec.name != OURS:
+            continue
+        with servers.serving(spec, packages, scratch) as (server, seconds):
+            if what == "large":
+                table.put(rows.flat_startup_warm, spec.name, seconds)
+                table.put(rows.flat_rss_warm, spec.name, mib(machine.rss_kib(server.pids())))
+                metrics = (rows.flat_root_large, rows.flat_project_large, rows.flat_file_large)
+            else:
+                metrics = (rows.flat_root_small, rows.flat_project_small, rows.flat_file_small)
             pages, files = urls(source, spec, server)
-            drive(run, spec, server, root, ["/simple/"])
-            drive(run, spec, server, project, pages)
-            drive(run, spec, server, small_file, files)
+            for metric, paths in zip(metrics, (["/simple/"], pages, files)):
+                drive(run, spec, server, metric, paths)
             if what == "large":
                 table.put(rows.flat_rss_loaded, spec.name, mib(machine.rss_kib(server.pids())))
 
@@ -376,7 +385,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, help="seconds per wrk run (default 10, quick 3)")
     parser.add_argument("--big-mb", type=int, help="size of the large file in MB (default 1000, quick 250)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
-    parser.add_argument("--quick", action="store_true", help="small corpus and short runs: under 3 minutes")
+    parser.add_argument("--quick", action="store_true", help="small corpora and short runs, every row: a few minutes")
     parser.add_argument("--only", default="pypiserver,ours,bare,nginx",
                         help="comma-separated servers among pypiserver, ours, bare, nginx")
     parser.add_argument("--skip-large", action="store_true", help="no large download and upload")
