@@ -223,9 +223,10 @@ def load(run: Run, spec: servers.ServerSpec, server: servers.RunningServer) -> N
     """The wrk rows for one server already serving the corpus."""
     rows, table = run.rows, run.table
     pages, files = urls(run.main, spec, server)
+    # Before any load: a WSGI server goes on answering a run's queued requests after it.
+    tags = measure.etags(server.url, pages) if spec.indexes else None
     drive(run, spec, server, rows.root, ["/simple/"])
     drive(run, spec, server, rows.project, pages)
-    tags = measure.etags(server.url, pages) if spec.indexes else None
     if tags:
         drive(run, spec, server, rows.not_modified, pages, tags)
     else:
@@ -266,6 +267,8 @@ def bench_corpus(run: Run, spec: servers.ServerSpec) -> None:
     if spec.name == OURS and run.args.workers > 1:
         workers = servers.with_arguments(spec, "--workers", str(run.args.workers))
         with servers.serving(workers, packages, scratch) as (server, _):
+            # Ready means one process lists everything: wait for the others' scans too.
+            servers.wait_idle(server)
             pages, files = urls(run.main, spec, server)
             drive(run, spec, server, run.rows.workers_project, pages)
             drive(run, spec, server, run.rows.workers_small_file, files)
