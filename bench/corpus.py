@@ -139,14 +139,23 @@ def chain_wheel(i: int) -> tuple[str, bytes]:
 
     @return: the wheel's file name and bytes.
     """
-    name = chain_name(i)
-    module = name.replace("-", "_")
-    info = f"{module}-1.0.dist-info"
-    requires = f"Requires-Dist: {chain_name(i + 1)}\n" if i + 1 < CHAIN_LENGTH else ""
+    requires = (chain_name(i + 1),) if i + 1 < CHAIN_LENGTH else ()
+    return minimal_wheel(chain_name(i), "1.0", requires)
+
+
+def minimal_wheel(name: str, version: str, requires: tuple[str, ...] = ()) -> tuple[str, bytes]:
+    """
+    A valid pure-Python wheel of C{name} C{version} holding an empty module.
+
+    @return: the wheel's file name and bytes.
+    """
+    module = normalise(name).replace("-", "_")
+    info = f"{module}-{version}.dist-info"
+    requires_dist = "".join(f"Requires-Dist: {r}\n" for r in requires)
     files = {
         f"{module}/__init__.py": b"",
         f"{info}/METADATA": (
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n{requires}"
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires_dist}"
         ).encode(),
         f"{info}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: twistedpypi-bench\n"
@@ -160,7 +169,7 @@ def chain_wheel(i: int) -> tuple[str, bytes]:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as wheel:
         for path, data in files.items():
             wheel.writestr(zipfile.ZipInfo(path, (2020, 1, 1, 0, 0, 0)), data)
-    return f"{module}-1.0-py3-none-any.whl", buffer.getvalue()
+    return f"{module}-{version}-py3-none-any.whl", buffer.getvalue()
 
 
 def _record_hash(data: bytes) -> str:

@@ -1,12 +1,14 @@
 """
 The client side: reading a server's pages for file links and ETags, wrk runs over
-lists of URLs, large downloads and uploads with curl, and timed pip / uv installs.
+lists of URLs, large downloads and uploads with curl, timed pip / uv installs, and
+how soon a file dropped into the package directory is listed.
 Each is bounded in time and returns plain numbers.
 """
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,6 +18,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from corpus import minimal_wheel
 
 
 @dataclass
@@ -223,3 +227,44 @@ def pip_command() -> list[str]:
 def uv_command(uv: str) -> list[str]:
     """uv, without a cache or configuration, installing for this Python."""
     return [uv, "pip", "install", "--no-cache", "--no-config", "--python", sys.executable]
+
+
+def new_file_latency(url: str, packages: Path, staging: Path, project: str, count: int, timeout: float = 30) -> list[float]:
+    """
+    How long a server takes to list a file dropped into its package directory.
+
+    For each of C{count} new versions of C{project}, a wheel is written to
+    C{staging} (beside C{packages}, on the same filesystem), then hard-linked
+    (odd versions, as C{cp -l} or C{mv} would) or copied (even versions: written,
+    then closed) into C{packages}, and the project's page is fetched back to back
+    until it links the file. A first, untimed version creates the project.
+
+    @return: the seconds each timed version took to appear, in order.
+    @raise RuntimeError: if one is not listed within C{timeout} seconds.
+    """
+    staging.mkdir(parents=True, exist_ok=True)
+    page = f"{url}/simple/{project}/"
+    took = []
+    for n in range(count + 1):
+        name, data = minimal_wheel(project, f"1.{n}")
+        (staging / name).write_bytes(data)
+        started = time.monotonic()
+        if n % 2:
+            os.link(staging / name, packages / name)
+        else:
+            shutil.copyfile(staging / name, packages / name)
+        while name not in _page_or_nothing(page):
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"{name} was not listed on {page} within {timeout:.0f} s")
+            time.sleep(0.001)
+        if n:
+            took.append(time.monotonic() - started)
+    return took
+
+
+def _page_or_nothing(url: str) -> str:
+    """A page's body, or "" while it is an error (a project not listed yet is a 404)."""
+    try:
+        return _get(url)[0]
+    except urllib.error.HTTPError:
+        return ""

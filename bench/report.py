@@ -1,6 +1,7 @@
 """
-The results table: one row per metric, one column per server, and the two ratios
-that say how twistedpypi compares with pypiserver and with bare Twisted.
+The results table: one row per metric, one column per server, the two ratios that
+say how twistedpypi compares with pypiserver and with bare Twisted, and, where the
+issue sets one, twistedpypi's target and whether this run met it.
 """
 
 import datetime
@@ -9,7 +10,29 @@ from dataclasses import dataclass, field
 import machine
 
 OURS = "twistedpypi"
-RATIOS = ("pypiserver", "bare Twisted")
+BARE = "bare Twisted"
+RATIOS = ("pypiserver", BARE)
+
+
+@dataclass(frozen=True)
+class Target:
+    """
+    What twistedpypi's cell of a row should be.
+
+    @ivar text: the target as the table shows it.
+    @ivar least: met when ours is at least this (times C{relative_to}'s figure).
+    @ivar most: met when ours is at most this (times C{relative_to}'s figure).
+    @ivar relative_to: a row whose twistedpypi figure the bounds multiply; the
+        verdict then shows the measured ratio.
+    @ivar or_bare: also met when ours is at least this multiple of bare Twisted's
+        figure on the same row, measured in the same run.
+    """
+
+    text: str
+    least: float | None = None
+    most: float | None = None
+    relative_to: "Metric | None" = None
+    or_bare: float | None = None
 
 
 @dataclass(frozen=True)
@@ -17,11 +40,16 @@ class Metric:
     """A row, labelled with its unit and, for times, that lower is better."""
 
     label: str
+    target: Target | None = field(default=None, compare=False)
 
 
 def number(value: float) -> str:
     """Three significant digits, as integers with thousands separators from 100 up."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _times(ratio: float) -> str:
+    return "<0.01×" if ratio < 0.01 else number(ratio) + "×"
 
 
 @dataclass
@@ -39,6 +67,11 @@ class Table:
     def put(self, metric: Metric, server: str, value: float | str) -> None:
         self.cells[metric, server] = value
 
+    def get(self, metric: Metric, server: str) -> float | None:
+        """The number in a cell, or None where there is none."""
+        value = self.cells.get((metric, server))
+        return value if isinstance(value, float) else None
+
     def note(self, text: str) -> None:
         """Remember something a reader of the numbers should know."""
         print(f"  note: {text}", flush=True)
@@ -49,21 +82,49 @@ class Table:
         return number(value) if isinstance(value, float) else value
 
     def _ratio(self, metric: Metric, other: str) -> str:
-        ours, theirs = self.cells.get((metric, OURS)), self.cells.get((metric, other))
-        if not isinstance(ours, float) or not isinstance(theirs, float) or theirs <= 0:
+        ours, theirs = self.get(metric, OURS), self.get(metric, other)
+        if ours is None or theirs is None or theirs <= 0:
             return "–"
-        ratio = ours / theirs
-        return "<0.01×" if ratio < 0.01 else number(ratio) + "×"
+        return _times(ours / theirs)
+
+    def verdict(self, metric: Metric) -> str:
+        """
+        "yes" or "no" for twistedpypi's cell against the row's target, with the
+        ratio it was judged on where the target is relative; "–" without a figure,
+        nothing for a row without a target.
+        """
+        target, ours = metric.target, self.get(metric, OURS)
+        if target is None:
+            return ""
+        if ours is None:
+            return "–"
+        value, shown = ours, ""
+        if target.relative_to is not None:
+            base = self.get(target.relative_to, OURS)
+            if base is None or base <= 0:
+                return "–"
+            value = ours / base
+            shown = f" ({_times(value)})"
+        met = (target.least is None or value >= target.least) and (target.most is None or value <= target.most)
+        bare = self.get(metric, BARE)
+        if not met and target.or_bare is not None and bare:
+            met = ours >= target.or_bare * bare
+            shown = f" ({_times(ours / bare)} bare)"
+        return ("yes" if met else "no") + shown
 
     def markdown(self) -> str:
         ratio_columns = [r for r in RATIOS if OURS in self.servers and r in self.servers]
+        targets = OURS in self.servers and any(m.target for m in self.metrics)
         header = ["metric", *self.servers, *(f"ours / {r}" for r in ratio_columns)]
+        header += ["target (ours)", "met?"] if targets else []
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for metric in self.metrics:
             if not any((metric, s) in self.cells for s in self.servers):
                 continue
             row = [metric.label, *(self._cell(metric, s) for s in self.servers)]
             row += [self._ratio(metric, r) for r in ratio_columns]
+            if targets:
+                row += [metric.target.text if metric.target else "", self.verdict(metric)]
             lines.append("| " + " | ".join(row) + " |")
         return "\n".join(lines) + "\n"
 

@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -45,6 +45,7 @@ class ServerSpec:
     @ivar indexes: whether C{/simple/} lists the directory's projects (the bare page
         does not), so readiness means "lists them all".
     @ivar uploads: whether the server takes C{:action=file_upload} POSTs.
+    @ivar watches: whether a file dropped into the directory is listed while it runs.
     """
 
     name: str
@@ -52,6 +53,7 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     indexes: bool = True
     uploads: bool = False
+    watches: bool = False
 
 
 @dataclass
@@ -219,7 +221,7 @@ def pypiserver(bin_dir: Path) -> ServerSpec:
             str(packages.path),
         ]
 
-    return ServerSpec("pypiserver", argv, uploads=True)
+    return ServerSpec("pypiserver", argv, uploads=True, watches=True)
 
 
 def twistedpypi(command: str, source: Path | None, snapshot: Path) -> ServerSpec:
@@ -229,9 +231,11 @@ def twistedpypi(command: str, source: Path | None, snapshot: Path) -> ServerSpec
 
     When C{source} is a checkout, its C{twistedpypi} package and plugin are copied
     to C{snapshot} and put on PYTHONPATH: the run measures one fixed version of code
-    that may be changing under it, and writes no caches into the checkout.
+    that may be changing under it, and writes no caches into the checkout. The
+    description cache goes beside the snapshot (XDG_CACHE_HOME), so it is kept
+    between the starts of one run and deleted with its scratch directory.
     """
-    env = {}
+    env = {"XDG_CACHE_HOME": str(snapshot.parent / "xdg-cache")}
     if source is not None:
         shutil.rmtree(snapshot, ignore_errors=True)
         skip = shutil.ignore_patterns("__pycache__", "dropin.cache")
@@ -244,7 +248,12 @@ def twistedpypi(command: str, source: Path | None, snapshot: Path) -> ServerSpec
             command.format(python=shlex.quote(sys.executable), port=port, dir=shlex.quote(str(packages.path)))
         )
 
-    return ServerSpec("twistedpypi", argv, env=env, uploads=True)
+    return ServerSpec("twistedpypi", argv, env=env, uploads=True, watches=True)
+
+
+def with_arguments(spec: ServerSpec, *extra: str) -> ServerSpec:
+    """C{spec}, started with C{extra} arguments appended to its command line."""
+    return replace(spec, argv=lambda port, packages, scratch: [*spec.argv(port, packages, scratch), *extra])
 
 
 def bare_twisted() -> ServerSpec:
