@@ -3,6 +3,7 @@ The servers under comparison: how to start each on a package directory, how to t
 it is ready, how much memory it holds, and how to stop it whatever happens.
 """
 
+import compileall
 import html
 import os
 import re
@@ -241,6 +242,10 @@ def twistedpypi(command: str, source: Path | None, snapshot: Path) -> ServerSpec
         skip = shutil.ignore_patterns("__pycache__", "dropin.cache")
         shutil.copytree(source / "twistedpypi", snapshot / "twistedpypi", ignore=skip)
         shutil.copytree(source / "twisted" / "plugins", snapshot / "twisted" / "plugins", ignore=skip)
+        # Byte-compiled, as `pip install` leaves it (this environment may
+        # set PYTHONDONTWRITEBYTECODE, which would have every start compile
+        # the sources again: a fifth of a second).
+        compileall.compile_dir(str(snapshot), quiet=1)
         env["PYTHONPATH"] = str(snapshot)
 
     def argv(port: int, packages: PackageDir, scratch: Path) -> list[str]:
