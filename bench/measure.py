@@ -39,7 +39,7 @@ local i = 0
 
 function init(args)
   for n, path in ipairs(paths) do
-    local headers = {{}}
+    local headers = {{["Accept-Encoding"] = "gzip"}}
     if etags[n] then headers["If-None-Match"] = etags[n] end
     requests[n] = wrk.format("GET", path, headers)
   end

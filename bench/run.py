@@ -44,7 +44,7 @@ MB_IN_MIB = 1e6 / 2**20
 
 METHOD = """\
 Each server runs alone on the machine, wrk (`-t1 -c{connections} -d{duration}s`) cycling
-through the URLs of the row: every project page, every file link (as the project pages
+through the URLs of the row, each request accepting gzip as pip and uv do: every project page, every file link (as the project pages
 give them), or `/simple/` itself. The 304 row sends each page's own ETag back. Start-up is
 launch until `/simple/` lists every project, on a fresh hard-linked copy of the corpus
 (page cache warm: "cold" means a new process and directory); bare Twisted has no

@@ -83,7 +83,7 @@ async def test_project_page_links_files_with_hashes_and_metadata(demo):
     response, body = await get(client(demo), "/simple/demo-pkg/")
     assert response.code == 200
     assert response.headers.getRawHeaders("content-type") == ["text/html; charset=utf-8"]
-    assert response.headers.getRawHeaders("vary") == ["Accept"]
+    assert response.headers.getRawHeaders("vary") == ["Accept, Accept-Encoding"]
     page = body.decode()
     wheel = (demo / "Demo_Pkg-1.0-py3-none-any.whl").read_bytes()
     assert f'href="../../packages/Demo_Pkg-1.0-py3-none-any.whl#sha256={hashlib.sha256(wheel).hexdigest()}"' in page

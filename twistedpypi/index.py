@@ -10,6 +10,7 @@ core metadata back from the L{MetadataStore} an index may be given.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
@@ -92,15 +93,27 @@ MetadataReader = Callable[[DistributionFile], "bytes | None"]
 """Reads a file's core metadata: L{PackageIndex.metadata_of}."""
 
 
+GZIP_FROM = 1024
+"""Pages at least this long are kept gzip-compressed."""
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     """
     A rendered response body with its media type and ETag.
+
+    Pages of some size are kept gzip-compressed, a third or less of their
+    size (a large index keeps thousands of them), and sent so to the
+    clients that accept it: pip, uv and browsers all do.
+
+    @ivar gzipped: the body, gzip-compressed, or L{None} for a page kept
+        as it is.
     """
 
-    body: bytes
     content_type: bytes
     etag: bytes
+    plain: bytes | None
+    gzipped: bytes | None
 
     @classmethod
     def of(cls, body: bytes, content_type: bytes) -> "Page":
@@ -112,8 +125,20 @@ class Page:
         hasher = hashlib.blake2b(content_type, digest_size=16)
         hasher.update(b"\n")
         hasher.update(body)
-        digest = hasher.hexdigest()
-        return cls(body, content_type, b'"' + digest.encode("ascii") + b'"')
+        etag = b'"' + hasher.hexdigest().encode("ascii") + b'"'
+        if len(body) >= GZIP_FROM:
+            return cls(content_type, etag, None, gzip.compress(body, compresslevel=6, mtime=0))
+        return cls(content_type, etag, body, None)
+
+    @property
+    def body(self) -> bytes:
+        """The body, uncompressed."""
+        return self.plain if self.gzipped is None else gzip.decompress(self.gzipped)
+
+    @property
+    def gzip_etag(self) -> bytes:
+        """The ETag of the gzip-compressed representation."""
+        return self.etag[:-1] + b'-gzip"'
 
 
 @dataclass(slots=True)

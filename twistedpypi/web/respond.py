@@ -22,17 +22,51 @@ def send_page(
 ) -> bytes:
     """
     Answer with a pre-rendered page, or 304 when the client's
-    C{If-None-Match} already names it.
+    C{If-None-Match} already names it; gzip-compressed when the page is
+    kept so and the client accepts it.
     """
     headers = request.responseHeaders
     headers.setRawHeaders(b"content-type", [content_type or page.content_type])
     if cache_control is not None:
         headers.setRawHeaders(b"cache-control", [cache_control])
-    if not_modified(request, page.etag):
+    compressed = page.gzipped is not None and accepts_gzip(request.getHeader(b"accept-encoding"))
+    if page.gzipped is not None:
+        headers.setRawHeaders(b"vary", [b", ".join([*headers.getRawHeaders(b"vary", []), b"Accept-Encoding"])])
+    # Either coding's tag means the client holds this page: a client that
+    # cached it plain, then asks accepting gzip, need not fetch it again.
+    if compressed:
+        answered = not_modified(request, page.gzip_etag, also=page.etag)
+    else:
+        answered = not_modified(request, page.etag, also=page.gzip_etag if page.gzipped is not None else None)
+    if answered:
         if request.code == NOT_MODIFIED:
             headers.removeHeader(b"content-type")
         return b""
+    if compressed:
+        headers.setRawHeaders(b"content-encoding", [b"gzip"])
+        return page.gzipped
     return page.body
+
+
+def accepts_gzip(header: bytes | None) -> bool:
+    """
+    Whether an C{Accept-Encoding} header lets the response be gzip-coded:
+    C{gzip} (or C{x-gzip}, or C{*}) listed with a q-value above zero.
+    """
+    if not header:
+        return False
+    for item in header.split(b","):
+        coding, _, parameters = item.partition(b";")
+        if coding.strip().lower() not in (b"gzip", b"x-gzip", b"*"):
+            continue
+        quality = parameters.strip().lower()
+        if not quality.startswith(b"q="):
+            return True
+        try:
+            return float(quality[2:]) > 0
+        except ValueError:
+            return False
+    return False
 
 
 # An entity tag in a list: optionally weak, quoted, and free to contain
@@ -40,7 +74,7 @@ def send_page(
 _ENTITY_TAG = re.compile(rb'\*|(?:W/)?"[^"]*"')
 
 
-def not_modified(request: Request, etag: bytes) -> bool:
+def not_modified(request: Request, etag: bytes, also: bytes | None = None) -> bool:
     """
     Give the response the strong entity tag C{etag}, and answer 304 (412
     for methods other than GET and HEAD) when the request's
@@ -51,15 +85,18 @@ def not_modified(request: Request, etag: bytes) -> bool:
     Twisted's C{Request.setETag} splits the header on whitespace only, so
     C{"a", "b"} and C{W/"a"} never match there.
 
+    @param also: another tag of the same content (in another coding) that
+        matches too.
+
     @return: whether the caller must send no body.
     """
     request.etag = etag
     header = request.getHeader(b"if-none-match")
     if not header:
         return False
-    opaque = etag[2:] if etag.startswith(b"W/") else etag
+    matching = {tag.removeprefix(b"W/") for tag in (etag, also) if tag is not None}
     for tag in _ENTITY_TAG.findall(header):
-        if tag == b"*" or tag.removeprefix(b"W/") == opaque:
+        if tag == b"*" or tag.removeprefix(b"W/") in matching:
             request.setResponseCode(
                 NOT_MODIFIED if request.method in (b"GET", b"HEAD") else PRECONDITION_FAILED
             )
