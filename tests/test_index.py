@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 from tests.distributions import sdist_bytes, wheel_bytes, write
 from tests.indexing import index_directory
 from twistedpypi.storage import describe, scan
@@ -86,3 +88,33 @@ def test_the_total_size_follows_the_files_served(tmp_path):
     index.update(added=[describe(found.files[path_b], ("sha256",), False)])
     index.update(removed=[path_a])
     assert index.total_size == os.path.getsize(path_b) + os.path.getsize(first / "dup-1.0.tar.gz")
+
+
+def test_files_by_path_keeps_no_path_strings_yet_answers_by_path(packages):
+    from twistedpypi.index import FilesByPath
+
+    write(packages, wheel_bytes("demo", "1.0"))
+    (packages / "sub").mkdir()
+    write(packages / "sub", sdist_bytes("demo", "1.1"))
+    index = index_directory(packages)
+    files = FilesByPath()
+    assert len(files) == 0 and files.get("/nowhere/x.whl") is None and "/nowhere/x.whl" not in files
+    for dist in index.files_by_path.values():
+        assert files.add(dist) is None
+        assert files.add(dist) is dist
+    assert len(files) == len(index.files_by_path) > 0
+    assert sorted(files) == sorted(dist.path for dist in index.files_by_path.values())
+    path = next(iter(files))
+    assert files[path].path == path and path in files
+    assert files.pop(path).path == path
+    assert files.pop(path) is None and path not in files
+    assert len(files) == len(index.files_by_path) - 1
+    with pytest.raises(KeyError):
+        files[path]
+
+
+def test_a_file_at_the_root_keeps_its_path():
+    from twistedpypi.index import split_path
+
+    assert split_path("/demo-1.0.tar.gz") == ("", "demo-1.0.tar.gz")
+    assert split_path("/srv/packages/demo-1.0.tar.gz") == ("/srv/packages", "demo-1.0.tar.gz")

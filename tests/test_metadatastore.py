@@ -10,7 +10,7 @@ import pytest
 import pytest_twisted
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
-from twistedpypi.index import PackageIndex
+from twistedpypi.index import FilesByPath, PackageIndex
 from twistedpypi.metadatastore import MAX_LENGTH, MetadataStore, place, unpack
 from twistedpypi.storage import scan
 from twistedpypi.watch import PackageWatcher
@@ -80,8 +80,9 @@ async def test_the_watcher_keeps_metadata_in_the_store(packages, tmp_path):
 def test_a_scan_reuses_what_it_knows(packages):
     path = write(packages, wheel_bytes("demo", "1.0"))
     first = scan([str(packages)])
-    again = scan([str(packages)], known={path: _described(first.files[path])})
-    assert again.files[path].path is first.files[path].path
+    known = FilesByPath()
+    known.add(_described(first.files[path]))
+    again = scan([str(packages)], known=known)
     assert again.files[path].dist is first.files[path].dist
 
 

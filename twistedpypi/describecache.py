@@ -25,11 +25,11 @@ import tempfile
 from typing import BinaryIO, Iterable
 
 from twistedpypi.distfile import distribution_name
-from twistedpypi.index import DistributionFile
+from twistedpypi.index import DistributionFile, FilesByPath
 from twistedpypi.metadatastore import PLACE_SHIFT, MetadataStore, place, unpack
 from twistedpypi.storage import process_is_gone
 
-FORMAT = b"twistedpypi-describe-cache-5\n"
+FORMAT = b"twistedpypi-describe-cache-6\n"
 _HEADER = struct.Struct("<QQ32s")  # metadata length, entries length, digest
 _CHUNK_LENGTH = struct.Struct("<I")
 CHUNK_ENTRIES = 1000
@@ -41,7 +41,7 @@ def _digest() -> "hashlib._Hash":
     return hashlib.blake2b(digest_size=32)
 
 
-def load(path: str, store: MetadataStore | None = None) -> dict[str, DistributionFile]:
+def load(path: str, store: MetadataStore | None = None) -> FilesByPath:
     """
     The cached descriptions by path; empty when there is no usable cache.
 
@@ -51,7 +51,7 @@ def load(path: str, store: MetadataStore | None = None) -> dict[str, Distributio
     try:
         with open(path, "rb") as stream:
             if stream.read(len(FORMAT)) != FORMAT:
-                return {}
+                return FilesByPath()
             metadata_length, entries_length, digest = _HEADER.unpack(stream.read(_HEADER.size))
             hasher = _digest()
             if store is None:
@@ -64,14 +64,13 @@ def load(path: str, store: MetadataStore | None = None) -> dict[str, Distributio
             entries = stream.read(entries_length + 1)
             hasher.update(entries)
             if len(entries) != entries_length or hasher.digest() != digest:
-                return {}
-            files = {}
+                return FilesByPath()
+            files = FilesByPath()
             for entry in _entries(entries):
-                dist = _file(entry, base << PLACE_SHIFT, metadata)
-                files[dist.path] = dist
+                files.add(_file(entry, base << PLACE_SHIFT, metadata))
             return files
     except (OSError, ValueError, EOFError, TypeError, struct.error):
-        return {}
+        return FilesByPath()
 
 
 def _copy_into(stream: BinaryIO, length: int, store: MetadataStore, hasher) -> int:
@@ -110,7 +109,7 @@ def _file(entry: tuple, base: int, metadata: bytes | None) -> DistributionFile:
     @param base: what to add to a place in the cache's metadata for the
         place in the store, or L{None} to keep metadata in memory.
     """
-    (filename, path, project, version, kind, size, mtime_ns, sha256, extra_digests, where,
+    (filename, directory, project, version, kind, size, mtime_ns, sha256, extra_digests, where,
      metadata_digest, requires_python, display_name, signature) = entry
     if where is not None:
         if metadata is None:
@@ -120,7 +119,7 @@ def _file(entry: tuple, base: int, metadata: bytes | None) -> DistributionFile:
             offset, length = unpack(where)
             where = metadata[offset : offset + length]
     return DistributionFile(
-        filename, path, distribution_name(project, version, kind), size, mtime_ns, sha256,
+        filename, directory, distribution_name(project, version, kind), size, mtime_ns, sha256,
         extra_digests, where, metadata_digest, requires_python, display_name, signature,
     )
 
@@ -188,7 +187,7 @@ def _remove_abandoned(directory: str) -> None:
 def _entry(dist: DistributionFile, where: int | None) -> tuple:
     return (
         dist.filename,
-        dist.path,
+        dist.directory,
         dist.dist.project,
         dist.dist.version,
         dist.dist.kind,

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import sys
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from packaging.version import InvalidVersion, Version
 
@@ -33,7 +35,8 @@ class DistributionFile:
     than in a mapping: a large index holds one of these per file.
 
     @ivar filename: its base name, which is also its URL under C{/packages/}.
-    @ivar path: its absolute path on disk.
+    @ivar directory: the absolute path of the directory it is in (one
+        string shared by all its files: see L{path}).
     @ivar mtime_ns: its modification time, which is also its upload time.
     @ivar sha256_digest: its raw sha256.
     @ivar extra_digests: raw digests of the other algorithms it was hashed
@@ -49,7 +52,7 @@ class DistributionFile:
     """
 
     filename: str
-    path: str
+    directory: str
     dist: DistributionName
     size: int
     mtime_ns: int
@@ -60,6 +63,11 @@ class DistributionFile:
     requires_python: str | None = None
     display_name: str | None = None
     signature: bool = False
+
+    @property
+    def path(self) -> str:
+        """Its absolute path on disk."""
+        return self.directory + os.sep + self.filename
 
     @property
     def project(self) -> str:
@@ -91,6 +99,87 @@ class DistributionFile:
 
 MetadataReader = Callable[[DistributionFile], "bytes | None"]
 """Reads a file's core metadata: L{PackageIndex.metadata_of}."""
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """
+    A file's path as the L{DistributionFile.directory} and
+    L{DistributionFile.filename} that make it up again.
+    """
+    directory, _, filename = path.rpartition(os.sep)
+    return directory, filename
+
+
+class FilesByPath:
+    """
+    Files by absolute path, kept by directory, then by file name: the path
+    strings themselves are not kept (100,000 of them would take 11 MB),
+    only made when iterated over.
+    """
+
+    def __init__(self) -> None:
+        self._directories: dict[str, dict[str, DistributionFile]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        for directory, files in list(self._directories.items()):
+            prefix = directory + os.sep
+            for filename in list(files):
+                yield prefix + filename
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and self.get(path) is not None
+
+    def __getitem__(self, path: str) -> DistributionFile:
+        dist = self.get(path)
+        if dist is None:
+            raise KeyError(path)
+        return dist
+
+    def get(self, path: str, default: DistributionFile | None = None) -> DistributionFile | None:
+        """The file at C{path}, or C{default}."""
+        directory, filename = split_path(path)
+        files = self._directories.get(directory)
+        return default if files is None else files.get(filename, default)
+
+    def add(self, dist: DistributionFile) -> DistributionFile | None:
+        """
+        Put C{dist} at its path.
+
+        @return: the file it replaces there, if any.
+        """
+        files = self._directories.get(dist.directory)
+        if files is None:
+            files = self._directories[sys.intern(dist.directory)] = {}
+        old = files.get(dist.filename)
+        files[dist.filename] = dist
+        self._count += old is None
+        return old
+
+    def pop(self, path: str, default: DistributionFile | None = None) -> DistributionFile | None:
+        """Take the file at C{path} out, if there is one."""
+        directory, filename = split_path(path)
+        files = self._directories.get(directory)
+        if files is None or filename not in files:
+            return default
+        self._count -= 1
+        dist = files.pop(filename)
+        if not files:
+            del self._directories[directory]
+        return dist
+
+    def values(self) -> Iterator[DistributionFile]:
+        """Every file."""
+        for files in list(self._directories.values()):
+            yield from list(files.values())
+
+    def items(self) -> Iterator[tuple[str, DistributionFile]]:
+        """Every file with its path."""
+        for dist in self.values():
+            yield dist.path, dist
 
 
 GZIP_FROM = 1024
@@ -240,7 +329,7 @@ class PackageIndex:
     def __init__(self, metadata_store: MetadataStore | None = None) -> None:
         self.metadata_store = metadata_store
         self.projects: dict[str, Project] = {}
-        self.files_by_path: dict[str, DistributionFile] = {}
+        self.files_by_path = FilesByPath()
         self.files_by_name: dict[str, DistributionFile] = {}
         self._shadowed: dict[str, list[DistributionFile]] = {}
         self.serial = 0
@@ -294,8 +383,7 @@ class PackageIndex:
                 self._unlink(old)
                 touched.add(old.project)
         for dist in added:
-            old = self.files_by_path.get(dist.path)
-            self.files_by_path[dist.path] = dist
+            old = self.files_by_path.add(dist)
             if old is None:
                 self._link(dist)
             else:

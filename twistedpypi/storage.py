@@ -13,10 +13,10 @@ import os
 import stat
 import sys
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable, Mapping
+from typing import BinaryIO, Iterable
 
 from twistedpypi.distfile import DistributionName, normalize_name, parse_filename
-from twistedpypi.index import DistributionFile
+from twistedpypi.index import DistributionFile, FilesByPath, split_path
 from twistedpypi.metadata import read_core_metadata
 
 SIGNATURE_SUFFIX = ".asc"
@@ -62,7 +62,7 @@ class ScanResult:
 def scan(
     directories: list[str],
     roots: list[str] | None = None,
-    known: Mapping[str, DistributionFile] | None = None,
+    known: FilesByPath | None = None,
 ) -> ScanResult:
     """
     Find every distribution file below C{directories}, recursively, without
@@ -72,12 +72,11 @@ def scan(
     lead outside the package directories C{roots} (by default the
     directories themselves).
 
-    @param known: files already described, by path: their names need not be
-        parsed again, and what is found shares their strings, which keeps a
-        scan of a large tree light.
+    @param known: files already described: their names need not be parsed
+        again, which keeps a scan of a large tree light.
     """
     roots = [os.path.realpath(root) for root in (roots or directories)]
-    known = known or {}
+    known = known if known is not None else FilesByPath()
     found: dict[str, FileState] = {}
     signed: set[str] = set()
     walked: list[str] = []
@@ -114,7 +113,7 @@ def _scan_entry(entry, roots, known, found, signed, pending) -> None:
         path = entry.path
         described = known.get(path)
         if described is not None:
-            path, dist = described.path, described.dist
+            dist = described.dist
         else:
             dist = parse_filename(name)
             if dist is None:
@@ -203,6 +202,7 @@ def describe(
             metadata = read_core_metadata(state.path, state.dist.kind, stream)
     except OSError:
         return None
+    directory, filename = split_path(state.path)
     display_name = requires_python = None
     if metadata is not None:
         fields = metadata.fields()
@@ -213,8 +213,8 @@ def describe(
         value = fields.get("requires-python")
         requires_python = value.strip() or None if isinstance(value, str) else None
     return DistributionFile(
-        filename=os.path.basename(state.path),
-        path=state.path,
+        filename=filename,
+        directory=sys.intern(directory),
         dist=state.dist,
         size=state.size,
         mtime_ns=state.mtime_ns,

@@ -28,7 +28,7 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from twistedpypi import describecache
-from twistedpypi.index import DistributionFile, PackageIndex
+from twistedpypi.index import DistributionFile, FilesByPath, PackageIndex
 from twistedpypi.metadatastore import MetadataStore
 from twistedpypi.storage import SIGNATURE_SUFFIX, FileState, ScanResult, describe, scan, stat_file
 
@@ -154,7 +154,7 @@ class PackageWatcher(Service):
         self.ready: Deferred[None] = Deferred()
         self.is_ready = False
         self._cache_path = cache_path
-        self._cached: dict[str, DistributionFile] = {}
+        self._cached = FilesByPath()
         self._save_call = None
         self._reused = 0
         self._cache_entries = 0
@@ -255,7 +255,7 @@ class PackageWatcher(Service):
                 reused=self._reused,
                 mode="inotify" if self._notifier is not None else "polling",
             )
-        self._cached = {}
+        self._cached = FilesByPath()
         self.is_ready = True
         self.index.on_change(self._schedule_save)
         if self._cache_path is not None and not self._cache_is_current():
@@ -616,7 +616,7 @@ class PackageWatcher(Service):
                 signature = state.path in signed
                 reused.append(cached if cached.signature == signature else replace(cached, signature=signature))
             else:
-                del self._cached[state.path]
+                self._cached.pop(state.path)
         self._reused += len(reused)
         return reused
 
