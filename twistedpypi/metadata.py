@@ -7,18 +7,28 @@ Blocking: call these from a thread, never from the reactor.
 
 from __future__ import annotations
 
+import functools
 import lzma
 import os
 import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from packaging.version import InvalidVersion, Version
 
+from twistedpypi.leanarchive import Unusual, tar_gz_member, zip_member
+
 MAX_METADATA_SIZE = 4 * 1024 * 1024
 """The largest METADATA or PKG-INFO we read; larger ones are ignored."""
+
+MAX_LEAN_SIZE = 4 * 1024 * 1024
+"""
+Distribution files up to this size are read whole into memory and their
+metadata found there, which is several times faster than C{zipfile} and
+C{tarfile} for the small files most indexes hold.
+"""
 
 MAX_ARCHIVE_MEMBERS = 10_000
 """How many tar members we look through for PKG-INFO before giving up."""
@@ -47,6 +57,19 @@ times its own size (at least L{MIN_UNPACKED_SCAN} bytes), so a
 decompression bomb costs a bounded time.  Honest sdists compress a few
 times, not fifty.
 """
+
+UNREADABLE = (
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    zlib.error,
+    lzma.LZMAError,
+)
+"""What C{zipfile} and C{tarfile} raise for archives they cannot read."""
 
 _MULTI_VALUED = frozenset(
     {
@@ -123,11 +146,35 @@ def parse_core_metadata(raw: bytes) -> tuple[list[tuple[str, str]], str]:
     return fields, body
 
 
-def _metadata_version_at_least_2_2(raw: bytes) -> bool:
+def header_fields(raw: bytes, wanted: frozenset[str]) -> dict[str, str]:
+    """
+    Some single-use fields of core metadata, as L{CoreMetadata.fields} gives
+    them, without building all the others.
+
+    @param wanted: lower-case field names.
+    """
     headers, _ = parse_core_metadata(raw)
-    value = next((v for k, v in headers if k == "metadata-version"), None)
+    return {key: value for key, value in headers if key in wanted}
+
+
+_VERSION_LINE = b"Metadata-Version:"
+
+
+def _metadata_version_at_least_2_2(raw: bytes) -> bool:
+    line, _, rest = raw.partition(b"\n")
+    if line.startswith(_VERSION_LINE) and rest[:1] not in (b" ", b"\t"):
+        # The usual first line, not continued: no need to parse the rest.
+        value: str | None = line[len(_VERSION_LINE) :].decode("utf-8", "replace").strip()
+    else:
+        headers, _ = parse_core_metadata(raw)
+        value = next((v for k, v in headers if k == "metadata-version"), None)
+    return value is not None and _at_least_2_2(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _at_least_2_2(version: str) -> bool:
     try:
-        return value is not None and Version(value) >= Version("2.2")
+        return Version(version) >= Version("2.2")
     except InvalidVersion:
         return False
 
@@ -215,16 +262,21 @@ def _from_tar(stream: BinaryIO, size: int) -> bytes | None:
 
 
 def read_core_metadata(
-    path: str, kind: str, stream: BinaryIO | None = None
+    path: str, kind: str, stream: BinaryIO | None = None, content: bytes | None = None
 ) -> CoreMetadata | None:
     """
     Read a distribution's core metadata.
+
+    A file of at most L{MAX_LEAN_SIZE} bytes is read by the lean readers of
+    L{twistedpypi.leanarchive} from memory, and by C{zipfile} or C{tarfile}
+    only when they cannot answer for it; larger files go to those straight.
 
     @param path: the distribution file.
     @param kind: its C{DistributionName.kind}.
     @param stream: the file, already open for reading (binary, seekable), so
         the metadata comes from the very file that was hashed; else C{path}
         is opened.
+    @param content: all of C{stream}'s bytes, when they were read already.
     @return: L{None} when the file has no readable metadata: eggs, broken or
         hostile archives, oversized metadata.  Never raises for bad files.
     """
@@ -233,35 +285,77 @@ def read_core_metadata(
     try:
         if stream is None:
             with open(path, "rb") as opened:
-                return _read(path, kind, opened)
-        stream.seek(0)
-        return _read(path, kind, stream)
-    except (
-        OSError,
-        EOFError,
-        ValueError,
-        RuntimeError,
-        NotImplementedError,
-        zipfile.BadZipFile,
-        tarfile.TarError,
-        zlib.error,
-        lzma.LZMAError,
-    ):
+                return _read_file(path, kind, opened, content)
+        return _read_file(path, kind, stream, content)
+    except UNREADABLE:
         # Corrupt, truncated, encrypted or otherwise unreadable archives are
         # indexed as files without metadata.
         return None
 
 
-def _read(path: str, kind: str, stream: BinaryIO) -> CoreMetadata | None:
-    if kind == "bdist_wheel":
-        raw = _from_zip(stream, _is_wheel_metadata)
-        return None if raw is None else CoreMetadata(raw, servable=True)
-    if path.endswith(".zip"):
-        raw = _from_zip(stream, _is_sdist_pkg_info)
-    else:
+def _read_file(
+    path: str, kind: str, stream: BinaryIO, content: bytes | None
+) -> CoreMetadata | None:
+    if content is None:
         size = stream.seek(0, os.SEEK_END)
-        stream.seek(0)
-        raw = _from_tar(stream, size)
+        if size <= MAX_LEAN_SIZE:
+            stream.seek(0)
+            content = stream.read(size + 1)
+    if content is not None:
+        try:
+            return _read_lean(path, kind, content)
+        except Unusual:
+            pass
+    stream.seek(0)
+    return _read(path, kind, stream)
+
+
+def _core_metadata(
+    path: str,
+    kind: str,
+    from_zip: Callable[[Callable[[str], bool]], bytes | None],
+    from_tar: Callable[[], bytes | None],
+) -> CoreMetadata | None:
+    if kind == "bdist_wheel":
+        raw = from_zip(_is_wheel_metadata)
+        return None if raw is None else CoreMetadata(raw, servable=True)
+    raw = from_zip(_is_sdist_pkg_info) if path.endswith(".zip") else from_tar()
     if raw is None:
         return None
     return CoreMetadata(raw, servable=_metadata_version_at_least_2_2(raw))
+
+
+def _read(path: str, kind: str, stream: BinaryIO) -> CoreMetadata | None:
+    """The reference: C{zipfile} and C{tarfile} reading C{stream}."""
+
+    def from_tar() -> bytes | None:
+        size = stream.seek(0, os.SEEK_END)
+        stream.seek(0)
+        return _from_tar(stream, size)
+
+    return _core_metadata(path, kind, lambda wanted: _from_zip(stream, wanted), from_tar)
+
+
+def _read_lean(path: str, kind: str, content: bytes) -> CoreMetadata | None:
+    """
+    The fast path: the lean readers reading C{content}.
+
+    @raise Unusual: they cannot answer for it.
+    """
+
+    def from_zip(wanted: Callable[[str], bool]) -> bytes | None:
+        return zip_member(
+            content, wanted, MAX_METADATA_SIZE, MAX_ZIP_MEMBERS, MAX_ZIP_DIRECTORY_SIZE
+        )
+
+    def from_tar() -> bytes | None:
+        return tar_gz_member(
+            content,
+            _is_sdist_pkg_info,
+            MAX_METADATA_SIZE,
+            MAX_ARCHIVE_MEMBERS,
+            MAX_TAR_EXTENDED_HEADER,
+            max(MIN_UNPACKED_SCAN, MAX_UNPACK_RATIO * len(content)),
+        )
+
+    return _core_metadata(path, kind, from_zip, from_tar)

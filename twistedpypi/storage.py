@@ -17,10 +17,11 @@ from typing import BinaryIO, Iterable
 
 from twistedpypi.distfile import DistributionName, normalize_name, parse_filename
 from twistedpypi.index import DistributionFile, FilesByPath, split_path
-from twistedpypi.metadata import read_core_metadata
+from twistedpypi.metadata import MAX_LEAN_SIZE, header_fields, read_core_metadata
 
 SIGNATURE_SUFFIX = ".asc"
 _CHUNK = 1024 * 1024
+_DESCRIBED_FIELDS = frozenset({"name", "requires-python"})
 
 
 
@@ -172,6 +173,10 @@ def _hash_stream(stream: BinaryIO, algorithms: tuple[str, ...]) -> tuple[tuple[s
     return tuple((name, hasher.digest()) for name, hasher in hashers)
 
 
+def _hash_bytes(content: bytes, algorithms: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    return tuple((name, hashlib.new(name, content).digest()) for name in algorithms)
+
+
 def file_digests(path: str, algorithms: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
     """
     Hash a file in chunks with each of C{algorithms} in one pass; the raw
@@ -195,23 +200,31 @@ def describe(
     # even if the name is pointed elsewhere meanwhile.
     try:
         with open_regular_file(state.path) as stream:
-            digests = _hash_stream(stream, algorithms)
+            if state.size <= MAX_LEAN_SIZE:
+                # One read for the hashes and the metadata of a small file.
+                content = stream.read(state.size + 1)
+                digests = _hash_bytes(content, algorithms)
+            else:
+                content = None
+                digests = _hash_stream(stream, algorithms)
             status = os.fstat(stream.fileno())
-            if (status.st_size, status.st_mtime_ns) != (state.size, state.mtime_ns):
+            if (status.st_size, status.st_mtime_ns) != (state.size, state.mtime_ns) or (
+                content is not None and len(content) != state.size
+            ):
                 return None
-            metadata = read_core_metadata(state.path, state.dist.kind, stream)
+            metadata = read_core_metadata(state.path, state.dist.kind, stream, content)
     except OSError:
         return None
     directory, filename = split_path(state.path)
     display_name = requires_python = None
     if metadata is not None:
-        fields = metadata.fields()
+        fields = header_fields(metadata.raw, _DESCRIBED_FIELDS)
         name = fields.get("name")
         # A name that does not match the file's is not trusted for display.
-        if isinstance(name, str) and normalize_name(name.strip()) == state.dist.project:
+        if name is not None and normalize_name(name.strip()) == state.dist.project:
             display_name = name.strip()
         value = fields.get("requires-python")
-        requires_python = value.strip() or None if isinstance(value, str) else None
+        requires_python = value.strip() or None if value is not None else None
     return DistributionFile(
         filename=filename,
         directory=sys.intern(directory),
