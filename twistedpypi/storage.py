@@ -25,10 +25,12 @@ _DESCRIBED_FIELDS = frozenset({"name", "requires-python"})
 
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FileState:
     """
     What a directory scan learns of a distribution file without reading it.
+    (Not frozen, only because a scan makes one per file and frozen ones
+    take several times as long to make; never changed.)
     """
 
     path: str
