@@ -15,7 +15,8 @@ import hashlib
 import os
 import sys
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Iterator
+from types import MappingProxyType
+from typing import Callable, Iterable, Iterator, Mapping
 
 from packaging.version import InvalidVersion, Version
 
@@ -145,6 +146,10 @@ class FilesByPath:
         files = self._directories.get(directory)
         return default if files is None else files.get(filename, default)
 
+    def in_directory(self, directory: str) -> Mapping[str, DistributionFile]:
+        """The files in one directory (not below it), by name; read only."""
+        return self._directories.get(directory, _NO_FILES)
+
     def add(self, dist: DistributionFile) -> DistributionFile | None:
         """
         Put C{dist} at its path.
@@ -181,6 +186,8 @@ class FilesByPath:
         for dist in self.values():
             yield dist.path, dist
 
+
+_NO_FILES: Mapping[str, DistributionFile] = MappingProxyType({})
 
 GZIP_FROM = 1024
 """Pages at least this long are kept gzip-compressed."""

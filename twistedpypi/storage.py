@@ -89,8 +89,9 @@ def scan(
         directory = pending.pop()
         try:
             with os.scandir(directory) as entries:
+                known_here = known.in_directory(directory)
                 for entry in entries:
-                    _scan_entry(entry, roots, known, found, signed, pending)
+                    _scan_entry(entry, roots, known_here, found, signed, pending)
         except OSError as error:
             unreadable[directory] = error.strerror or str(error)
             continue
@@ -98,8 +99,12 @@ def scan(
     return ScanResult(found, signed, walked, unreadable)
 
 
-def _scan_entry(entry, roots, known, found, signed, pending) -> None:
-    """Sort one directory entry for L{scan}."""
+def _scan_entry(entry, roots, known_here, found, signed, pending) -> None:
+    """
+    Sort one directory entry for L{scan}.
+
+    @param known_here: the files described in the entry's directory, by name.
+    """
     name = entry.name
     if name.startswith("."):
         return
@@ -114,7 +119,7 @@ def _scan_entry(entry, roots, known, found, signed, pending) -> None:
             signed.add(entry.path[: -len(SIGNATURE_SUFFIX)])
             return
         path = entry.path
-        described = known.get(path)
+        described = known_here.get(name)
         if described is not None:
             dist = described.dist
         else:
