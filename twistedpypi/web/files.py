@@ -271,7 +271,7 @@ class DistributionFileResource(static.File):
         """
         request.setHeader(b"accept-ranges", b"bytes")
         # CACHED imported once: twisted.web.http is wrapped by a deprecation
-        # proxy that makes each attribute lookup cost a microsecond.
+        # proxy that makes each attribute lookup cost microseconds.
         if request.setLastModified(self._status.st_mtime) is CACHED:
             return b""
         request.setHeader(b"content-type", b"application/octet-stream")
