@@ -116,6 +116,31 @@ def test_a_kept_alive_connection_serves_requests_past_the_header_deadline(served
     connection.close()
 
 
+def test_a_later_request_on_a_kept_alive_connection_that_trickles_its_headers_is_cut_off(served, start_server):
+    server = start_server("-P", ".", "-a", ".", "--disable-fallback", "--header-timeout", "1", str(served))
+    sock = connect(server)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    # The first request's deadline passes while the second one trickles.
+    time.sleep(0.5)
+    sock.sendall(b"GET /simple/demo/ HTTP/1.1\r\nHost: x\r\n")
+    sock.settimeout(0.2)
+    answer = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(b"X-Slow: a\r\n")
+            answer += sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        if answer.startswith(b"HTTP/1.1 408"):
+            break
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 408")
+
+
 def test_pipelined_requests_are_all_answered(served, start_server):
     server = start_server("-P", ".", "-a", ".", "--disable-fallback", str(served))
     sock = connect(server)

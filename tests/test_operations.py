@@ -130,6 +130,20 @@ async def test_access_log_has_one_combined_line_per_request_with_user_and_durati
 
 
 @pytest_twisted.ensureDeferred
+async def test_access_log_escapes_what_clients_send_and_names_no_user_without_credentials(site, access_lines):
+    await fetch(site, "/packages/lib-1.0-py3-none-any.whl", {"User-Agent": ['pip "x" \x1b[31m\\']})
+    event = access_lines[0]
+    assert event["user"] == "-" and event["status"] == 200
+    from twisted.logger import formatEvent
+
+    line = formatEvent(event)
+    assert line.startswith('127.0.0.1 - - [')
+    assert '"GET /packages/lib-1.0-py3-none-any.whl HTTP/1.1" 200 ' in line
+    assert '"-" "pip \\"x\\" \\x1b[31m\\\\" ' in line
+    assert event["size"] == site.resource.children[b"packages"].index.file("lib-1.0-py3-none-any.whl").size
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_client_gone_before_the_answer_is_logged_as_499(site, access_lines):
     watcher = site.watcher
     # Requests wait for the first scan: hold them there, then hang up.

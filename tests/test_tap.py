@@ -90,3 +90,11 @@ def test_a_password_file_that_is_not_htpasswd_is_refused_at_start(tmp_path):
     htpasswd.write_text("this is not\nan htpasswd file\n")
     with pytest.raises(usage.UsageError, match="not an htpasswd file"):
         parse("-P", str(htpasswd), str(tmp_path / "packages"))
+
+
+def test_file_cache_takes_a_size_or_zero_for_none(tmp_path):
+    assert parse(str(tmp_path)).config().file_cache_size == 32 * 1024 * 1024
+    assert parse("--file-cache", "8M", str(tmp_path)).config().file_cache_size == 8 * 1024 * 1024
+    assert parse("--file-cache", "0", str(tmp_path)).config().file_cache_size == 0
+    with pytest.raises(usage.UsageError, match="not a size"):
+        parse("--file-cache", "lots", str(tmp_path))

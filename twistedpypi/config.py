@@ -13,6 +13,10 @@ DEFAULT_FALLBACK_URL = "https://pypi.org/simple/"
 
 FALLBACK_MODES = ("redirect", "proxy")
 
+DEFAULT_FILE_CACHE_SIZE = 32 * 1024 * 1024
+"""Bytes of small distribution files kept in memory unless --file-cache
+says otherwise."""
+
 
 @dataclass(slots=True)
 class Config:
@@ -39,6 +43,8 @@ class Config:
     @ivar follow_symlinks: whether links to files outside the package
         directories are served.
     @ivar access_log: whether each request is logged.
+    @ivar file_cache_size: bytes of small distribution files kept in
+        memory, 0 for none.
     """
 
     directories: list[str]
@@ -59,6 +65,7 @@ class Config:
     header_timeout: float = 20.0
     follow_symlinks: bool = False
     access_log: bool = True
+    file_cache_size: int = DEFAULT_FILE_CACHE_SIZE
 
     @property
     def upload_directory(self) -> str:

@@ -74,6 +74,7 @@ class Options(usage.Options):
         ["upstream-ttl", None, "300", "Seconds a proxied project page is served before it is fetched again."],
         ["upstream-timeout", None, "10", "Seconds to wait for the upstream index before answering 504."],
         ["header-timeout", None, "20", "Seconds a client has to send its request headers before it is disconnected."],
+        ["file-cache", None, "32M", "Memory kept for small files (up to 64K each) to send them without opening them ('0' for none)."],
     ]
     optFlags = [
         ["overwrite", "o", "Allow uploads to replace existing files."],
@@ -123,6 +124,7 @@ class Options(usage.Options):
             if self["cache-control"] < 0:
                 raise usage.UsageError("--cache-control takes a number of seconds")
         self["max-upload-size"] = parse_size(self["max-upload-size"])
+        self["file-cache"] = 0 if self["file-cache"].strip() in ("0", "off") else parse_size(self["file-cache"])
         try:
             self["workers"] = int(self["workers"])
         except ValueError:
@@ -293,6 +295,7 @@ class Options(usage.Options):
             header_timeout=self["header-timeout"],
             follow_symlinks=bool(self["follow-symlinks"]),
             access_log=not self["no-access-log"],
+            file_cache_size=self["file-cache"],
         )
 
 

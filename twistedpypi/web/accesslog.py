@@ -4,24 +4,25 @@ user and the duration added, sent through L{twisted.logger} so that
 C{twistd --logfile}, stdout (the journal under systemd) and JSON observers
 all get it.
 
-On the hot path: a few header lookups and one log event per request; the
-timestamp is formatted at most once a second.
+On the hot path: a few header lookups, one C{%} formatting and one log
+event per request; the timestamp is formatted at most once a second.
 """
 
 from __future__ import annotations
 
 import time
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.web.server import Request
 
 log = Logger(namespace="twistedpypi.access")
 
-FORMAT = (
-    '{client} - {user} [{time}] "{method} {uri} {protocol}" {status} {size}'
-    ' "{referer}" "{agent}" {duration:.3f}'
-)
-"""Apache's combined format, then the seconds from request line to answer."""
+FORMAT = '%s - %s [%s] "%s %s %s" %s %s "%s" "%s" %.3f'
+"""
+Apache's combined format (client, user, time, method, URI, protocol,
+status, size, referer, user agent), then the seconds from request line to
+answer.
+"""
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # As Apache's mod_log_config escapes: quotes and backslashes with a
@@ -37,7 +38,12 @@ def _text(value: bytes | None) -> str:
     """
     if not value:
         return "-"
-    return value.decode("latin-1").translate(_ESCAPES)
+    text = value.decode("latin-1")
+    # Nearly every value is plain printable ASCII: checked in C, it needs no
+    # character-by-character translation.
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return text.translate(_ESCAPES)
 
 
 class _Clock:
@@ -70,25 +76,43 @@ def log_access(request: Request, status: int, duration: float) -> None:
         before the answer started (as nginx logs it).
     @param duration: seconds from the request line to the last byte.
     """
-    address = request.getClientAddress()
+    now = time.time()
     headers = request.requestHeaders
     referer = headers.getRawHeaders(b"referer")
     agent = headers.getRawHeaders(b"user-agent")
-    fields = {
-        "client": getattr(address, "host", "-"),
-        "user": _text(request.getUser()),
-        "time": _clock(time.time()),
-        "method": _text(request.method),
-        "uri": _text(request.uri),
-        "protocol": _text(request.clientproto),
-        "status": status,
-        "size": request.sentLength or "-",
-        "referer": _text(referer[0] if referer else None),
-        "agent": _text(agent[0] if agent else None),
-        "duration": duration,
-    }
+    client = getattr(request.getClientAddress(), "host", "-")
+    user = _text(request.getUser()) if headers.hasHeader(b"authorization") else "-"
+    stamp = _clock(now)
+    method = _text(request.method)
+    uri = _text(request.uri)
+    protocol = _text(request.clientproto)
+    size = request.sentLength or "-"
+    referer = _text(referer[0] if referer else None)
+    agent = _text(agent[0] if agent else None)
     # The line is formatted here, in one step, and the event's format just
     # names it: twisted.logger's PEP 3101 formatting of eleven fields cost a
     # fifth of a small request's time.  The fields stay in the event for
-    # JSON observers.
-    log.info("{access_line}", access_line=FORMAT.format_map(fields), **fields)
+    # JSON observers.  The event is built as Logger.emit builds it, without
+    # its keyword arguments and level check (6-10 us a request, against 2).
+    log.observer(
+        {
+            "access_line": FORMAT % (client, user, stamp, method, uri, protocol, status, size, referer, agent, duration),
+            "client": client,
+            "user": user,
+            "time": stamp,
+            "method": method,
+            "uri": uri,
+            "protocol": protocol,
+            "status": status,
+            "size": size,
+            "referer": referer,
+            "agent": agent,
+            "duration": duration,
+            "log_logger": log,
+            "log_level": LogLevel.info,
+            "log_namespace": log.namespace,
+            "log_source": None,
+            "log_format": "{access_line}",
+            "log_time": now,
+        }
+    )

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import BinaryIO
+import time
+from collections import OrderedDict
+from io import BytesIO
+from stat import S_ISREG
+from typing import BinaryIO, Callable
 
 from twisted.web import http, static
+from twisted.web.http import CACHED
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from twistedpypi.config import DEFAULT_FILE_CACHE_SIZE
 from twistedpypi.index import PackageIndex, Page
 from twistedpypi.render import HTML, packages_listing_html
 from twistedpypi.storage import SIGNATURE_SUFFIX, open_regular_file
@@ -23,10 +29,111 @@ from twistedpypi.web.respond import error_page, not_modified, send_page
 
 METADATA_SUFFIX = ".metadata"
 
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+"""As L{open_regular_file} opens: a FIFO in a file's place cannot block."""
+
+SMALL_FILE_SIZE = static.StaticProducer.bufferSize
+"""The largest file kept in memory: one that static.File reads in one go
+(64 KiB), so filling the cache reads no more on the reactor thread than
+sending the file from disk does."""
+
 
 _REGISTRY = static.Registry()
 """static.File's registry (of script processors, which serve nothing here):
 one for all, where each File would build its own on every download."""
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int, int, int]:
+    """
+    What changes when a file is replaced, rewritten, truncated or has its
+    permissions changed: its device, inode, size, and modification and
+    change times.
+    """
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+class SmallFileCache:
+    """
+    The bytes of small files, most recently served first, up to a total
+    size, so that a popular small file is sent without opening it.
+
+    An entry is only ever served while the file on disk has the status it
+    had when it was read (L{_identity}) and the index describes it as it
+    did then (its ETag): each hit costs one C{stat} of the path, and a file
+    replaced, rewritten, re-described or removed is read again (or not
+    found) as if it had never been cached.
+
+    A file changed less than L{SETTLE_SECONDS} before it was read is sent
+    but not kept: file times have a granularity of a clock tick, so a file
+    written again within the tick of its last change could keep its
+    status; one older than that cannot.
+
+    @ivar size: the bytes held, each file counted with L{ENTRY_OVERHEAD}.
+    """
+
+    ENTRY_OVERHEAD = 500
+    """Bytes an entry costs beyond the file's own (its key, status, tag and
+    place in the order), so that many tiny files cannot exceed the bound."""
+
+    SETTLE_SECONDS = 1.0
+
+    def __init__(self, max_bytes: int = DEFAULT_FILE_CACHE_SIZE, clock: Callable[[], float] = time.time) -> None:
+        """
+        @param clock: the current time, in seconds since the epoch, as file
+            times count it.
+        """
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[tuple[int, ...], bytes | None, bytes]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def accepts(self, size: int) -> bool:
+        """Whether a file of C{size} bytes is worth keeping."""
+        return size <= SMALL_FILE_SIZE and size + self.ENTRY_OVERHEAD <= self.max_bytes
+
+    def get(self, path: str, tag: bytes | None) -> tuple[bytes, os.stat_result] | None:
+        """
+        The bytes of the file at C{path} and its current status, if they are
+        here, were kept with the same C{tag}, and the file has not changed
+        since they were read.
+        """
+        entry = self._entries.get(path)
+        if entry is None:
+            return None
+        try:
+            status = os.stat(path)
+        except OSError:
+            status = None
+        if status is None or _identity(status) != entry[0] or tag != entry[1]:
+            self.discard(path)
+            return None
+        self._entries.move_to_end(path)
+        return entry[2], status
+
+    def put(self, path: str, tag: bytes | None, body: bytes, status: os.stat_result) -> None:
+        """
+        Keep C{body}, the whole file at C{path} read while it had C{status}
+        and the index gave it the ETag C{tag}, dropping the least recently
+        served files to stay within the bound.
+        """
+        settled = status.st_ctime_ns < (self._clock() - self.SETTLE_SECONDS) * 1e9
+        if not settled or len(body) != status.st_size or not self.accepts(len(body)):
+            return
+        self.discard(path)
+        self._entries[path] = (_identity(status), tag, body)
+        self.size += len(body) + self.ENTRY_OVERHEAD
+        while self.size > self.max_bytes:
+            _, (_, _, dropped) = self._entries.popitem(last=False)
+            self.size -= len(dropped) + self.ENTRY_OVERHEAD
+
+    def discard(self, path: str) -> None:
+        """Forget the file at C{path}, if it is here."""
+        entry = self._entries.pop(path, None)
+        if entry is not None:
+            self.size -= len(entry[2]) + self.ENTRY_OVERHEAD
 
 
 class DistributionFileResource(static.File):
@@ -37,7 +144,9 @@ class DistributionFileResource(static.File):
 
     The file is opened once per request, with L{open_regular_file}, and
     everything sent about it (size, C{Last-Modified}, the body) comes from
-    that open file, never from a second look at the path.
+    that open file, never from a second look at the path.  With a
+    L{SmallFileCache}, a small file is read whole when it is opened, kept,
+    and later sent from memory while it is unchanged on disk.
     """
 
     contentEncodings: dict[str, str] = {}
@@ -49,11 +158,14 @@ class DistributionFileResource(static.File):
         etag: bytes | None,
         cache_control: bytes | None,
         described: tuple[int, int] | None = None,
+        small_files: SmallFileCache | None = None,
     ) -> None:
         """
         @param described: the size and C{st_mtime_ns} the index saw when it
             hashed the file, which C{etag} is true for; L{None} to serve
             whatever is there.
+        @param small_files: where small files are kept in memory, if
+            anywhere.
         """
         super().__init__(path, defaultType="application/octet-stream", registry=_REGISTRY)
         self.contentTypes = {}
@@ -62,6 +174,7 @@ class DistributionFileResource(static.File):
         self._etag = etag
         self._cache_control = cache_control
         self._described = described
+        self._small_files = small_files
         self._opened: BinaryIO | None = None
         self._status: os.stat_result | None = None
 
@@ -73,13 +186,49 @@ class DistributionFileResource(static.File):
         cache holds, so it is done on the reactor thread; open_regular_file's
         O_NONBLOCK and S_ISREG check keep a FIFO or a device put in the
         file's place from blocking the whole server.
+
+        A small file is read whole here (static.File would read it in one
+        go too) and kept in the L{SmallFileCache}; one kept there, unchanged
+        since, is not opened at all.
         """
+        small_files = self._small_files
+        if small_files is not None:
+            kept = small_files.get(self.path, self._etag) or self._read_small(small_files)
+            if kept is not None:
+                return BytesIO(kept[0]), kept[1]
         opened = open_regular_file(self.path)
         try:
             return opened, os.fstat(opened.fileno())
         except BaseException:
             opened.close()
             raise
+
+    def _describes(self, status: os.stat_result) -> bool:
+        """Whether C{status} is that of the file the index described."""
+        return self._described is None or (status.st_size, status.st_mtime_ns) == self._described
+
+    def _read_small(self, small_files: SmallFileCache) -> tuple[bytes, os.stat_result] | None:
+        """
+        The whole file and its status, kept in C{small_files} unless it
+        changed while it was read; L{None} if it is not a small regular
+        file as the index described it, or changed under the read, for
+        L{open_regular_file} to deal with as it always has.
+
+        With a bare descriptor: a Python file object would cost more than
+        the read itself.
+        """
+        fd = os.open(self.path, _READ_FLAGS)
+        try:
+            status = os.fstat(fd)
+            if not (S_ISREG(status.st_mode) and small_files.accepts(status.st_size) and self._describes(status)):
+                return None
+            body = os.read(fd, SMALL_FILE_SIZE + 1)
+            if len(body) != status.st_size or _identity(os.fstat(fd)) != _identity(status):
+                return None
+        finally:
+            os.close(fd)
+        small_files.put(self.path, self._etag, body, status)
+        return body, status
 
     def render_GET(self, request: Request) -> bytes | int:
         try:
@@ -90,7 +239,7 @@ class DistributionFileResource(static.File):
             return error_page(request, 404, f"{self.basename()} is not a readable file on disk")
         self._opened = opened
         try:
-            if self._described is not None and (status.st_size, status.st_mtime_ns) != self._described:
+            if not self._describes(status):
                 # Being overwritten (cp truncates, then writes): its bytes
                 # are not the ones the ETag and the index's hash describe
                 # until the watcher has read it again.
@@ -103,6 +252,8 @@ class DistributionFileResource(static.File):
             if self._etag is not None and not_modified(request, self._etag):
                 return b""
             self._status = status
+            if isinstance(opened, BytesIO) and request.method == b"GET" and request.getHeader(b"range") is None:
+                return self._send_from_memory(request, opened.getvalue())
             return super().render_GET(request)
         finally:
             # Once static.File has taken the file through openForReading it
@@ -110,6 +261,21 @@ class DistributionFileResource(static.File):
             if self._opened is not None:
                 self._opened.close()
                 self._opened = None
+
+    def _send_from_memory(self, request: Request, body: bytes) -> bytes:
+        """
+        Answer a plain GET of a file held in memory as static.File would
+        (C{Accept-Ranges}, C{Last-Modified} and a 304 on
+        C{If-Modified-Since}, C{Content-Type}; C{Content-Length} comes with
+        the body), without a producer and its round through the reactor.
+        """
+        request.setHeader(b"accept-ranges", b"bytes")
+        # CACHED imported once: twisted.web.http is wrapped by a deprecation
+        # proxy that makes each attribute lookup cost microseconds.
+        if request.setLastModified(self._status.st_mtime) is CACHED:
+            return b""
+        request.setHeader(b"content-type", b"application/octet-stream")
+        return body
 
     # static.File sets render_HEAD = render_GET on itself, which would skip
     # the ETag, Cache-Control and If-None-Match above.
@@ -169,10 +335,20 @@ class Packages(Resource):
 
     isLeaf = True
 
-    def __init__(self, index: PackageIndex, cache_control: bytes | None = None) -> None:
+    def __init__(
+        self,
+        index: PackageIndex,
+        cache_control: bytes | None = None,
+        file_cache_size: int = DEFAULT_FILE_CACHE_SIZE,
+    ) -> None:
+        """
+        @param file_cache_size: bytes of small files kept in memory (0 for
+            none).
+        """
         super().__init__()
         self.index = index
         self.cache_control = cache_control
+        self.small_files = SmallFileCache(file_cache_size) if file_cache_size > 0 else None
 
     def render_GET(self, request: Request) -> bytes | int:
         postpath = request.postpath
@@ -208,6 +384,7 @@ class Packages(Resource):
                 f'"{dist.sha256}"'.encode("ascii"),
                 self.cache_control,
                 described=(dist.size, dist.mtime_ns),
+                small_files=self.small_files,
             )
         if filename.endswith(METADATA_SUFFIX):
             dist = self.index.file(filename[: -len(METADATA_SUFFIX)])
@@ -218,5 +395,7 @@ class Packages(Resource):
             dist = self.index.file(filename[: -len(SIGNATURE_SUFFIX)])
             if dist is None or not dist.signature:
                 return None
-            return DistributionFileResource(dist.path + SIGNATURE_SUFFIX, None, self.cache_control)
+            return DistributionFileResource(
+                dist.path + SIGNATURE_SUFFIX, None, self.cache_control, small_files=self.small_files
+            )
         return None

@@ -103,7 +103,7 @@ class Root(Resource):
         self.health = Health()
         self.health_path = config.health_endpoint.encode("utf-8")
         self.putChild(b"simple", SimpleIndex(index, missing, config.hash_algo, cache_control))
-        self.putChild(b"packages", Packages(index, cache_control))
+        self.putChild(b"packages", Packages(index, cache_control, config.file_cache_size))
         self.putChild(b"pypi", JsonApi(index))
         # Operations: the browsable pages, pip search's XML-RPC and the
         # Prometheus metrics (children here, so the auth guard covers them).

@@ -95,6 +95,7 @@ class IndexChannel(HTTPChannel):
 
     _awaiting_headers = True
     _header_deadline = None
+    _header_started: float | None = None
     _abort_call = None
     _body_limit: int | None = None
     _body_received = 0
@@ -155,6 +156,8 @@ class IndexChannel(HTTPChannel):
 
     def connectionLost(self, reason) -> None:
         self._cancel_header_deadline()
+        if self._header_deadline is not None and self._header_deadline.active():
+            self._header_deadline.cancel()
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         super().connectionLost(reason)
@@ -165,17 +168,31 @@ class IndexChannel(HTTPChannel):
         return MAX_BODY_WITHOUT_UPLOAD
 
     def _start_header_deadline(self) -> None:
-        if self._header_deadline is None and self.transport is not None and not self.transport.disconnecting:
-            self._header_deadline = self.callLater(self.site.header_timeout, self._headers_too_slow)
+        if self._header_started is None and self.transport is not None and not self.transport.disconnecting:
+            self._header_started = monotonic()
+            if self._header_deadline is None:
+                self._header_deadline = self.callLater(self.site.header_timeout, self._check_header_deadline)
 
     def _cancel_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            if self._header_deadline.active():
-                self._header_deadline.cancel()
-            self._header_deadline = None
+        # The timer is left to run: when it fires it finds no headers
+        # awaited, or a later request's, whose deadline it moves to.  One
+        # timer a connection every header_timeout, rather than one
+        # scheduled and cancelled (with the reactor's heap of timers to
+        # tidy) for every request.
+        self._header_started = None
+
+    def _check_header_deadline(self) -> None:
+        self._header_deadline = None
+        if self._header_started is None:
+            return
+        remaining = self._header_started + self.site.header_timeout - monotonic()
+        if remaining > 0:
+            self._header_deadline = self.callLater(remaining, self._check_header_deadline)
+        else:
+            self._headers_too_slow()
 
     def _headers_too_slow(self) -> None:
-        self._header_deadline = None
+        self._header_started = None
         log.info(
             "closing a connection from {peer}: no complete request headers within {seconds}s",
             peer=str(self.transport.getPeer()),
