@@ -551,10 +551,11 @@ class PackageWatcher(Service):
         now_ns = time.time_ns()
         now = time.monotonic()
         unsettled = {}
+        indexed = index.files_by_path.get if index.file_count else _nothing
         for path, state in found.files.items():
             if newer and _under(path, newer):
                 continue
-            known = index.files_by_path.get(path)
+            known = indexed(path)
             if known is not None and (known.size, known.mtime_ns) == (state.size, state.mtime_ns):
                 if known.signature != (path in found.signed):
                     plan.signatures[path] = path in found.signed
@@ -663,6 +664,11 @@ def _stored(dist: DistributionFile, store: MetadataStore) -> DistributionFile:
     if not isinstance(dist.metadata, bytes):
         return dist
     return replace(dist, metadata=store.add(dist.metadata))
+
+
+def _nothing(_path: str) -> None:
+    """What an empty index holds at any path."""
+    return None
 
 
 def _under(path: str, paths: set[str]) -> bool:
