@@ -93,7 +93,7 @@ def test_a_password_file_that_is_not_htpasswd_is_refused_at_start(tmp_path):
 
 
 def test_file_cache_takes_a_size_or_zero_for_none(tmp_path):
-    assert parse(str(tmp_path)).config().file_cache_size == 32 * 1024 * 1024
+    assert parse(str(tmp_path)).config().file_cache_size == 16 * 1024 * 1024
     assert parse("--file-cache", "8M", str(tmp_path)).config().file_cache_size == 8 * 1024 * 1024
     assert parse("--file-cache", "0", str(tmp_path)).config().file_cache_size == 0
     with pytest.raises(usage.UsageError, match="not a size"):

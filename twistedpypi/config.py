@@ -13,7 +13,7 @@ DEFAULT_FALLBACK_URL = "https://pypi.org/simple/"
 
 FALLBACK_MODES = ("redirect", "proxy")
 
-DEFAULT_FILE_CACHE_SIZE = 32 * 1024 * 1024
+DEFAULT_FILE_CACHE_SIZE = 16 * 1024 * 1024
 """Bytes of small distribution files kept in memory unless --file-cache
 says otherwise."""
 

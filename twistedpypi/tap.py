@@ -74,7 +74,7 @@ class Options(usage.Options):
         ["upstream-ttl", None, "300", "Seconds a proxied project page is served before it is fetched again."],
         ["upstream-timeout", None, "10", "Seconds to wait for the upstream index before answering 504."],
         ["header-timeout", None, "20", "Seconds a client has to send its request headers before it is disconnected."],
-        ["file-cache", None, "32M", "Memory kept for small files (up to 64K each) to send them without opening them ('0' for none)."],
+        ["file-cache", None, "16M", "Memory kept for small files (up to 64K each) to send them without opening them ('0' for none)."],
     ]
     optFlags = [
         ["overwrite", "o", "Allow uploads to replace existing files."],
