@@ -94,14 +94,19 @@ def not_modified(request: Request, etag: bytes, also: bytes | None = None) -> bo
     header = request.getHeader(b"if-none-match")
     if not header:
         return False
-    matching = {tag.removeprefix(b"W/") for tag in (etag, also) if tag is not None}
-    for tag in _ENTITY_TAG.findall(header):
-        if tag == b"*" or tag.removeprefix(b"W/") in matching:
-            request.setResponseCode(
-                NOT_MODIFIED if request.method in (b"GET", b"HEAD") else PRECONDITION_FAILED
-            )
-            return True
+    # The common case first: the one tag this server gave.
+    if header == etag or header == also or _names(header, etag, also):
+        request.setResponseCode(
+            NOT_MODIFIED if request.method in (b"GET", b"HEAD") else PRECONDITION_FAILED
+        )
+        return True
     return False
+
+
+def _names(header: bytes, etag: bytes, also: bytes | None) -> bool:
+    """Whether an C{If-None-Match} list names C{etag} or C{also}."""
+    matching = {tag.removeprefix(b"W/") for tag in (etag, also) if tag is not None}
+    return any(tag == b"*" or tag.removeprefix(b"W/") in matching for tag in _ENTITY_TAG.findall(header))
 
 
 def relative_redirect(request: Request, target: str, code: int = 301) -> bytes:
