@@ -311,6 +311,8 @@ def bench_flat(run: Run, spec: servers.ServerSpec) -> None:
             else:
                 metrics = (rows.flat_root_small, rows.flat_project_small, rows.flat_file_small)
             pages, files = urls(source, spec, server)
+            # Every page read once first, as the main corpus's are for their ETags.
+            measure.etags(server.url, pages)
             for metric, paths in zip(metrics, (["/simple/"], pages, files)):
                 drive(run, spec, server, metric, paths)
             if what == "large":
