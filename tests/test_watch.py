@@ -100,3 +100,21 @@ async def test_signatures_are_noticed(watcher, packages):
     with open(path + ".asc", "wb") as stream:
         stream.write(b"signature")
     await wait_for(lambda: watcher.index.files_by_path[path].signature)
+
+
+def test_safety_net_rescans_are_spaced_by_what_they_cost(packages):
+    from twisted.internet.task import Clock, LoopingCall
+
+    from twistedpypi import watch
+
+    watcher = watch.PackageWatcher(PackageIndex(), [str(packages)], reactor=Clock())
+    watcher._notifier = object()  # as when inotify announces changes
+    watcher._loop = LoopingCall(lambda: None)
+    watcher._pace(0.01)
+    assert watcher._loop.interval == watch.RESCAN_INTERVAL
+    watcher._pace(3.0)
+    assert watcher._loop.interval == 3.0 * watch.RESCAN_BUDGET
+    watcher._notifier = None  # polling keeps its pace
+    watcher._loop.interval = watch.POLL_INTERVAL
+    watcher._pace(3.0)
+    assert watcher._loop.interval == watch.POLL_INTERVAL

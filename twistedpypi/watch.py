@@ -46,6 +46,9 @@ SETTLE_SECONDS = 2.0
 RESCAN_INTERVAL = 60.0
 """Seconds between safety-net rescans when inotify announces changes."""
 
+RESCAN_BUDGET = 100
+"""A safety-net rescan comes at least this many times its own duration later."""
+
 POLL_INTERVAL = 0.4
 """Seconds between scans where there is no inotify."""
 
@@ -360,9 +363,22 @@ class PackageWatcher(Service):
             self._rescan_logged()
 
     def _rescan_logged(self) -> Deferred[None]:
-        return self.rescan().addErrback(
+        started = time.monotonic()
+        rescanned = self.rescan()
+        rescanned.addCallback(lambda _: self._pace(time.monotonic() - started))
+        return rescanned.addErrback(
             lambda failure: log.failure("rescanning the package directories failed", failure)
         )
+
+    def _pace(self, took: float) -> None:
+        """
+        Space the safety-net rescans so that they take at most 1/L{RESCAN_BUDGET}
+        of the time: with 100,000 files a rescan takes seconds of CPU, which
+        requests would otherwise feel every minute.  (Polling, where scans
+        are all there is, keeps its pace.)
+        """
+        if self._notifier is not None and self._loop is not None:
+            self._loop.interval = max(RESCAN_INTERVAL, took * RESCAN_BUDGET)
 
     # inotify
 
