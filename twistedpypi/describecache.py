@@ -136,10 +136,11 @@ def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
     _remove_abandoned(directory)
     descriptor, temporary = tempfile.mkstemp(prefix=f"{_TEMPORARY_PREFIX}{os.getpid()}-", dir=directory)
     try:
-        with os.fdopen(descriptor, "wb") as stream:
+        # The entries come after the metadata but are made alongside it:
+        # they wait in a second, anonymous file rather than in memory.
+        with os.fdopen(descriptor, "wb") as stream, tempfile.TemporaryFile(dir=directory) as entries:
             stream.write(FORMAT + bytes(_HEADER.size))
             hasher = _digest()
-            chunks = []
             chunk = []
             metadata_length = 0
             for dist in files:
@@ -153,15 +154,17 @@ def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
                     metadata_length += len(metadata)
                 chunk.append(_entry(dist, where))
                 if len(chunk) == CHUNK_ENTRIES:
-                    chunks.append(_chunk(chunk))
+                    entries.write(_chunk(chunk))
                     chunk = []
             if chunk:
-                chunks.append(_chunk(chunk))
-            entries = b"".join(chunks)
-            hasher.update(entries)
-            stream.write(entries)
+                entries.write(_chunk(chunk))
+            entries_length = entries.tell()
+            entries.seek(0)
+            while block := entries.read(_COPY_SIZE):
+                hasher.update(block)
+                stream.write(block)
             stream.seek(len(FORMAT))
-            stream.write(_HEADER.pack(metadata_length, len(entries), hasher.digest()))
+            stream.write(_HEADER.pack(metadata_length, entries_length, hasher.digest()))
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

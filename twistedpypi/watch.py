@@ -30,7 +30,6 @@ from twisted.python.filepath import FilePath
 
 from twistedpypi import describecache
 from twistedpypi.index import DistributionFile, FilesByPath, PackageIndex
-from twistedpypi.metadatastore import MetadataStore
 from twistedpypi.storage import SIGNATURE_SUFFIX, FileState, ScanResult, describe, scan, stat_file
 
 try:
@@ -541,7 +540,7 @@ class PackageWatcher(Service):
             plan = await deferToThread(self._plan, found, scope, settle, removed, newer, removed_below)
             described = plan.reused
             if plan.fresh:
-                more, failed = await deferToThread(self._describe_and_store, plan.fresh, found.signed)
+                more, failed = await deferToThread(self._describe_all, plan.fresh, found.signed)
                 described += more
                 for state, failure in failed:
                     log.failure(
@@ -648,31 +647,16 @@ class PackageWatcher(Service):
         self._reused += len(reused)
         return reused
 
-    def _describe_and_store(
-        self, states: list[FileState], signed: set[str]
-    ) -> tuple[list[DistributionFile], list[tuple[FileState, Failure]]]:
-        """
-        Describe files, then move their metadata into the index's metadata
-        store, off the heap; in a thread.
-        """
-        described, failed = self._describe_all(states, signed)
-        store = self.index.metadata_store
-        if store is None:
-            return described, failed
-        try:
-            return [_stored(dist, store) for dist in described], failed
-        except OSError as error:
-            # Kept in memory instead: served all the same.
-            log.warn("cannot write to the metadata store: {error}", error=error)
-            return described, failed
-
     def _describe_all(
         self, states: list[FileState], signed: set[str]
     ) -> tuple[list[DistributionFile], list[tuple[FileState, Failure]]]:
         """
-        Describe files, in a thread.  One that cannot be described (a bug
-        met by a strange file) is reported, not allowed to sink the others.
+        Describe files, in a thread, moving each one's metadata into the
+        index's metadata store (off the heap) as soon as it is read.  One
+        that cannot be described (a bug met by a strange file) is reported,
+        not allowed to sink the others.
         """
+        store = self.index.metadata_store
         results = []
         failed = []
         for state in states:
@@ -681,16 +665,18 @@ class PackageWatcher(Service):
             except Exception:
                 failed.append((state, Failure()))
                 continue
-            if dist is not None:
-                results.append(dist)
+            if dist is None:
+                continue
+            if store is not None and dist.metadata is not None:
+                try:
+                    # Not yet in the index: nobody else sees it change.
+                    dist.metadata = store.add(dist.metadata)
+                except OSError as error:
+                    # Kept in memory instead: served all the same.
+                    log.warn("cannot write to the metadata store: {error}", error=error)
+                    store = None
+            results.append(dist)
         return results, failed
-
-
-def _stored(dist: DistributionFile, store: MetadataStore) -> DistributionFile:
-    """C{dist}, its metadata moved into C{store}.  Blocking."""
-    if not isinstance(dist.metadata, bytes):
-        return dist
-    return replace(dist, metadata=store.add(dist.metadata))
 
 
 def _nothing(_path: str) -> None:
