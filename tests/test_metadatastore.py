@@ -4,6 +4,7 @@ describes there.
 """
 
 import hashlib
+import io
 import threading
 
 import pytest
@@ -26,9 +27,19 @@ def test_what_is_added_reads_back(tmp_path):
 def test_a_block_is_read_back_piece_by_piece(tmp_path):
     store = MetadataStore(str(tmp_path))
     store.add(b"before")
-    offset = store.add_block(b"onetwo")
+    seen = []
+    offset = store.add_from(io.BytesIO(b"onetwothree"), 6, seen.append)
     assert store.read(place(offset, 3)) == b"one"
     assert store.read(place(offset + 3, 3)) == b"two"
+    assert b"".join(seen) == b"onetwo"
+
+
+def test_a_stream_that_ends_early_appends_nothing(tmp_path):
+    store = MetadataStore(str(tmp_path))
+    with pytest.raises(EOFError):
+        store.add_from(io.BytesIO(b"short"), 6, lambda block: None)
+    assert store.size == 0
+    assert store.read(store.add(b"next")) == b"next"
 
 
 def test_places_pack_and_unpack():

@@ -22,7 +22,7 @@ import marshal
 import os
 import struct
 import tempfile
-from typing import BinaryIO, Iterable
+from typing import Iterable
 
 from twistedpypi.distfile import distribution_name
 from twistedpypi.index import DistributionFile, FilesByPath
@@ -60,7 +60,7 @@ def load(path: str, store: MetadataStore | None = None) -> FilesByPath:
                 base = 0
             else:
                 metadata = None
-                base = _copy_into(stream, metadata_length, store, hasher)
+                base = store.add_from(stream, metadata_length, hasher.update)
             entries = stream.read(entries_length + 1)
             hasher.update(entries)
             if len(entries) != entries_length or hasher.digest() != digest:
@@ -71,24 +71,6 @@ def load(path: str, store: MetadataStore | None = None) -> FilesByPath:
             return files
     except (OSError, ValueError, EOFError, TypeError, struct.error):
         return FilesByPath()
-
-
-def _copy_into(stream: BinaryIO, length: int, store: MetadataStore, hasher) -> int:
-    """
-    Append the next C{length} bytes of C{stream} to C{store}, hashing them.
-
-    @return: where in the store they start.
-    """
-    base = None
-    while length:
-        block = stream.read(min(length, _COPY_SIZE))
-        if not block:
-            raise EOFError("the cache file ends in its metadata")
-        hasher.update(block)
-        offset = store.add_block(block)
-        base = offset if base is None else base
-        length -= len(block)
-    return store.size if base is None else base
 
 
 def _entries(data: bytes) -> Iterable[tuple]:
@@ -107,7 +89,9 @@ def _file(entry: tuple, base: int, metadata: bytes | None) -> DistributionFile:
     makes one per file.)
 
     @param base: what to add to a place in the cache's metadata for the
-        place in the store, or L{None} to keep metadata in memory.
+        place in the store.
+    @param metadata: the cache's metadata, when it is kept in memory rather
+        than in a store (C{base} is then unused).
     """
     (filename, directory, project, version, kind, size, mtime_ns, sha256, extra_digests, where,
      metadata_digest, requires_python, display_name, signature) = entry

@@ -18,12 +18,15 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from typing import BinaryIO, Callable
 
 PLACE_SHIFT = 24
 """
 A place is its offset shifted left this far, plus its length: adding
 C{n << PLACE_SHIFT} to a place moves it C{n} bytes on.
 """
+
+_COPY_SIZE = 1024 * 1024
 
 MAX_LENGTH = (1 << PLACE_SHIFT) - 1
 """The largest metadata file a place can describe (16 MiB)."""
@@ -72,18 +75,28 @@ class MetadataStore:
             self.size += len(data)
         return where
 
-    def add_block(self, block: bytes | memoryview) -> int:
+    def add_from(self, stream: BinaryIO, length: int, seen: Callable[[bytes], object]) -> int:
         """
-        Append a block holding many metadata files back to back.
+        Append the next C{length} bytes of C{stream}, many metadata files
+        back to back, in one piece: no other thread's metadata lands among
+        them.  Blocking.
 
-        @return: the offset the block starts at: the place of the metadata
-            at C{block[start:start + length]} is C{place(offset + start, length)}.
+        @param seen: shown every block read (to hash them).
+        @return: the offset they start at: the place of the metadata C{start}
+            bytes into them is C{place(offset + start, its length)}.
+        @raise EOFError: C{stream} ends sooner; nothing is appended.
         """
         with self._lock:
-            offset = self.size
-            self._write_all(block, offset)
-            self.size += len(block)
-        return offset
+            start = end = self.size
+            while end - start < length:
+                block = stream.read(min(length - (end - start), _COPY_SIZE))
+                if not block:
+                    raise EOFError("the stream ends before the metadata does")
+                seen(block)
+                self._write_all(block, end)
+                end += len(block)
+            self.size = end
+        return start
 
     def _write_all(self, data: bytes | memoryview, offset: int) -> None:
         view = memoryview(data)
