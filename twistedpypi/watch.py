@@ -229,7 +229,12 @@ class PackageWatcher(Service):
     def _saved(self) -> Deferred[None]:
         """Fires once every save begun so far is on disk (or failed)."""
         done: Deferred[None] = Deferred()
-        self._saving.addBoth(lambda result: (done.callback(None), result)[1])
+
+        def saved(result: object) -> object:
+            done.callback(None)
+            return result
+
+        self._saving.addBoth(saved)
         return done
 
     async def _start(self) -> None:
