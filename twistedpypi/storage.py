@@ -153,18 +153,35 @@ def stat_file(path: str, roots: list[str]) -> FileState | None:
     return FileState(path, dist, status.st_size, status.st_mtime_ns)
 
 
-def open_regular_file(path: str) -> BinaryIO:
+def open_regular_descriptor(path: str) -> tuple[int, os.stat_result]:
     """
     Open a file for reading only if it is a regular file: a FIFO or device
     put in a file's place would otherwise block the reading thread for ever
-    or never end.
+    or never end.  (The descriptor is non-blocking, which reads of a regular
+    file do not notice.)
 
+    @return: the descriptor, and the file's status.
     @raise OSError: it is not a regular file, or cannot be opened.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
+        return fd, status
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_regular_file(path: str) -> BinaryIO:
+    """
+    L{open_regular_descriptor}, as a blocking binary file object.
+
+    @raise OSError: it is not a regular file, or cannot be opened.
+    """
+    fd, _ = open_regular_descriptor(path)
+    try:
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

@@ -13,7 +13,6 @@ import os
 import time
 from collections import OrderedDict
 from io import BytesIO
-from stat import S_ISREG
 from typing import BinaryIO, Callable
 
 from twisted.web import http, static
@@ -24,13 +23,10 @@ from twisted.web.server import Request
 from twistedpypi.config import DEFAULT_FILE_CACHE_SIZE
 from twistedpypi.index import PackageIndex, Page
 from twistedpypi.render import HTML, packages_listing_html
-from twistedpypi.storage import SIGNATURE_SUFFIX, open_regular_file
+from twistedpypi.storage import SIGNATURE_SUFFIX, open_regular_descriptor, open_regular_file
 from twistedpypi.web.respond import error_page, not_modified, send_page
 
 METADATA_SUFFIX = ".metadata"
-
-_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-"""As L{open_regular_file} opens: a FIFO in a file's place cannot block."""
 
 SMALL_FILE_SIZE = static.StaticProducer.bufferSize
 """The largest file kept in memory: one that static.File reads in one go
@@ -210,17 +206,18 @@ class DistributionFileResource(static.File):
     def _read_small(self, small_files: SmallFileCache) -> tuple[bytes, os.stat_result] | None:
         """
         The whole file and its status, kept in C{small_files} unless it
-        changed while it was read; L{None} if it is not a small regular
-        file as the index described it, or changed under the read, for
+        changed while it was read; L{None} if it is not a small file as the
+        index described it, or changed under the read, for
         L{open_regular_file} to deal with as it always has.
 
         With a bare descriptor: a Python file object would cost more than
         the read itself.
+
+        @raise OSError: it is not a regular file, or cannot be opened.
         """
-        fd = os.open(self.path, _READ_FLAGS)
+        fd, status = open_regular_descriptor(self.path)
         try:
-            status = os.fstat(fd)
-            if not (S_ISREG(status.st_mode) and small_files.accepts(status.st_size) and self._describes(status)):
+            if not (small_files.accepts(status.st_size) and self._describes(status)):
                 return None
             body = os.read(fd, SMALL_FILE_SIZE + 1)
             if len(body) != status.st_size or _identity(os.fstat(fd)) != _identity(status):
