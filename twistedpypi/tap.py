@@ -322,6 +322,26 @@ def _metadata_store(describe_cache: str | None):
     return None
 
 
+class ServerService(service.MultiService):
+    """
+    The server's top service.  Added to twistd's application, it gives the
+    application this server's log observer (see L{twistedpypi.twistdlog}).
+
+    @param server_options: twistd's own options, if twistd runs the server.
+    """
+
+    def __init__(self, server_options=None) -> None:
+        super().__init__()
+        self.server_options = server_options
+
+    def setServiceParent(self, parent) -> None:
+        super().setServiceParent(parent)
+        if self.server_options is not None and hasattr(parent, "setComponent"):
+            from twistedpypi.twistdlog import give_twistd_this_log
+
+            give_twistd_this_log(parent, self.server_options)
+
+
 def makeService(options: Options) -> service.IService:
     """
     Wire the index, the directory watcher and the web site together.
@@ -339,7 +359,7 @@ def makeService(options: Options) -> service.IService:
     # Before listening: the leftovers of uploads a killed server was taking.
     for path in remove_stale_uploads(config.upload_directory):
         log.info("deleted an unfinished upload: {path}", path=path)
-    top = service.MultiService()
+    top = ServerService(getattr(options, "parent", None))
     index = PackageIndex(_metadata_store(config.describe_cache))
     watcher = PackageWatcher(
         index,

@@ -24,6 +24,9 @@ status, size, referer, user agent), then the seconds from request line to
 answer.
 """
 
+LINE_FORMAT = "{access_line}"
+"""The C{log_format} of an access event: its line, formatted already."""
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # As Apache's mod_log_config escapes: quotes and backslashes with a
 # backslash, anything unprintable as \xhh.
@@ -112,7 +115,7 @@ def log_access(request: Request, status: int, duration: float) -> None:
             "log_level": LogLevel.info,
             "log_namespace": log.namespace,
             "log_source": None,
-            "log_format": "{access_line}",
+            "log_format": LINE_FORMAT,
             "log_time": now,
         }
     )
