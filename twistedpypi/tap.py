@@ -346,6 +346,7 @@ def makeService(options: Options) -> service.IService:
     """
     Wire the index, the directory watcher and the web site together.
     """
+    from twistedpypi.describeworker import MAX_DESCRIBE_WORKERS, available_cores
     from twistedpypi.drain import DrainService, exit_cleanly_on_sigterm
     from twistedpypi.index import PackageIndex
     from twistedpypi.listen import ListeningService
@@ -367,6 +368,8 @@ def makeService(options: Options) -> service.IService:
         config.hash_algorithms,
         cache_path=config.describe_cache,
         follow_symlinks=config.follow_symlinks,
+        # Every serving process describes its own index: they share the cores.
+        describe_workers=min(MAX_DESCRIBE_WORKERS, available_cores() // options["workers"] - 1),
     )
     watcher.setServiceParent(top)
     upstream = None

@@ -29,7 +29,9 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from twistedpypi import describecache
+from twistedpypi.describeworker import DescribeWorker, shares
 from twistedpypi.index import DistributionFile, FilesByPath, PackageIndex
+from twistedpypi.metadatastore import MetadataStore
 from twistedpypi.storage import SIGNATURE_SUFFIX, FileState, ScanResult, describe, scan, stat_file
 
 try:
@@ -118,6 +120,10 @@ class PackageWatcher(Service):
     directories, or anywhere with C{follow_symlinks}; links to directories
     are never walked.
 
+    @param describe_workers: at most how many worker processes help
+        describe thousands of new files at once (see
+        L{twistedpypi.describeworker}).
+
     @ivar ready: fires once the first full scan is in the index.
     """
 
@@ -130,6 +136,7 @@ class PackageWatcher(Service):
         use_inotify: bool = True,
         cache_path: str | None = None,
         follow_symlinks: bool = False,
+        describe_workers: int = 0,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -140,6 +147,7 @@ class PackageWatcher(Service):
         # or the whole file system when the administrator allows it.
         self._roots = [os.sep] if follow_symlinks else [os.path.realpath(d) for d in self.directories]
         self._algorithms = hash_algorithms
+        self._describe_workers = describe_workers
         self._use_inotify = use_inotify and inotify is not None
         self._lock = DeferredLock()
         self._notifier = None
@@ -657,13 +665,42 @@ class PackageWatcher(Service):
     ) -> tuple[list[DistributionFile], list[tuple[FileState, Failure]]]:
         """
         Describe files, in a thread, moving each one's metadata into the
-        index's metadata store (off the heap) as soon as it is read.  One
-        that cannot be described (a bug met by a strange file) is reported,
-        not allowed to sink the others.
+        index's metadata store (off the heap) as soon as it is read.  Worker
+        processes take shares of a large batch; what they leave undescribed
+        is described here.  One that cannot be described (a bug met by a
+        strange file) is reported, not allowed to sink the others.
         """
+        mine, *theirs = shares(states, self._describe_workers)
+        workers = [DescribeWorker.start(share, self._algorithms, signed) for share in theirs]
         store = self.index.metadata_store
-        results = []
-        failed = []
+        results: list[DistributionFile] = []
+        failed: list[tuple[FileState, Failure]] = []
+        store = self._describe_here(mine, signed, store, results, failed)
+        for worker, share in zip(workers, theirs):
+            described = worker.results(store)
+            left = []
+            for state in share:
+                dist = described.get(state.path)
+                if dist is not None and (dist.size, dist.mtime_ns, dist.dist) == (state.size, state.mtime_ns, state.dist):
+                    results.append(dist)
+                else:
+                    left.append(state)
+            store = self._describe_here(left, signed, store, results, failed)
+        return results, failed
+
+    def _describe_here(
+        self,
+        states: Iterable[FileState],
+        signed: set[str],
+        store: MetadataStore | None,
+        results: list[DistributionFile],
+        failed: list[tuple[FileState, Failure]],
+    ) -> MetadataStore | None:
+        """
+        Describe files in this process into C{results} and C{failed}.
+
+        @return: the store to go on with (none once it cannot be written).
+        """
         for state in states:
             try:
                 dist = describe(state, self._algorithms, state.path in signed)
@@ -681,7 +718,7 @@ class PackageWatcher(Service):
                     log.warn("cannot write to the metadata store: {error}", error=error)
                     store = None
             results.append(dist)
-        return results, failed
+        return store
 
 
 def _nothing(_path: str) -> None:

@@ -1,0 +1,105 @@
+"""
+Describing on more than one core: worker processes describe shares of a
+large batch exactly as the server's own thread would, and a worker that
+fails (or skips a file) costs time, never a file.
+"""
+
+import os
+import sys
+
+import pytest
+import pytest_twisted
+
+from tests.distributions import sdist_bytes, wheel_bytes, write
+from twistedpypi import describeworker
+from twistedpypi.describeworker import DescribeWorker, shares
+from twistedpypi.index import PackageIndex
+from twistedpypi.metadatastore import MetadataStore
+from twistedpypi.storage import describe, scan
+from twistedpypi.watch import PackageWatcher
+
+
+@pytest.mark.parametrize("count, workers", [(0, 1), (500, 2), (4000, 1), (5000, 1), (20000, 1), (20000, 3), (100001, 3)])
+def test_shares_cover_every_file_once_in_order_and_only_worthwhile_workers_start(count, workers):
+    states = list(range(count))
+    split = shares(states, workers)
+    assert [s for share in split for s in share] == states
+    assert 1 <= len(split) <= workers + 1
+    mine, *theirs = split
+    for share in theirs:
+        assert len(share) >= describeworker.MIN_SHARE
+        assert len(mine) - len(share) in range(describeworker.START_COST - workers, describeworker.START_COST + workers + 1)
+
+
+def fill(packages):
+    """A directory of wheels and sdists, one of them signed, one of them garbage."""
+    for n in range(12):
+        write(packages, wheel_bytes(f"proj{n % 4}", f"1.{n}", requires_python=">=3.8", summary=f"Project {n}"))
+        write(packages, sdist_bytes(f"proj{n % 4}", f"1.{n}"))
+    (packages / "proj0-1.0-py3-none-any.whl.asc").write_bytes(b"signature")
+    (packages / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip at all")
+    return scan([str(packages)], None)
+
+
+def fields(dist, metadata):
+    return (
+        dist.filename, dist.directory, dist.dist, dist.size, dist.mtime_ns, dist.sha256_digest,
+        dist.extra_digests, metadata, dist.metadata_digest, dist.requires_python, dist.display_name,
+        dist.signature,
+    )
+
+
+def test_a_worker_describes_as_this_process_does(packages, tmp_path):
+    found = fill(packages)
+    states = sorted(found.files.values(), key=lambda s: s.path)
+    algorithms = ("sha256", "md5")
+    store = MetadataStore(str(tmp_path))
+    described = DescribeWorker.start(states, algorithms, found.signed).results(store)
+    assert len(described) == len(states)
+    for state in states:
+        here = describe(state, algorithms, state.path in found.signed)
+        there = described[state.path]
+        metadata = store.read(there.metadata) if there.metadata is not None else None
+        assert fields(there, metadata) == fields(here, here.metadata)
+    assert described[str(packages / "proj0-1.0-py3-none-any.whl")].signature
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("twistedpypi-describe-")]
+
+
+def test_a_worker_that_cannot_run_gives_nothing_and_leaves_nothing(packages, monkeypatch):
+    found = fill(packages)
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    worker = DescribeWorker.start(list(found.files.values()), ("sha256",), found.signed)
+    assert len(worker.results(None)) == 0
+    assert not os.path.exists(worker._directory)
+
+
+async def index_with(packages, workers):
+    index = PackageIndex()
+    watcher = PackageWatcher(index, [str(packages)], use_inotify=False, describe_workers=workers)
+    watcher.startService()
+    await watcher.ready
+    await (watcher.stopService() or watcher.ready)
+    return {path: fields(dist, index.metadata_of(dist)) for path, dist in index.files_by_path.items()}
+
+
+@pytest.fixture
+def small_shares(monkeypatch):
+    """Workers worth starting for a handful of files."""
+    monkeypatch.setattr(describeworker, "START_COST", 2)
+    monkeypatch.setattr(describeworker, "MIN_SHARE", 1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_index_built_with_workers_is_the_one_built_without(packages, small_shares):
+    fill(packages)
+    alone = await index_with(packages, 0)
+    assert len(alone) == 25
+    assert await index_with(packages, 2) == alone
+
+
+@pytest_twisted.ensureDeferred
+async def test_files_a_failed_worker_leaves_are_described_here(packages, small_shares, monkeypatch):
+    fill(packages)
+    alone = await index_with(packages, 0)
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    assert await index_with(packages, 3) == alone

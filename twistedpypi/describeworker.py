@@ -1,0 +1,163 @@
+"""
+Describing many files on more than one core.
+
+Describing a file (hashing it, reading its core metadata) is Python work
+that holds the GIL, so threads cannot spread it over cores; processes can.
+When thousands of files need describing at once (a first start on a large
+directory, a big copy into it), worker processes each describe a share
+while the server's own thread describes the rest.
+
+A worker reads its list of files from a file, and writes what it finds as a
+description cache (L{twistedpypi.describecache}): the server loads it as it
+loads its own cache at a restart, streaming the metadata into its store.  A
+file a worker did not describe (gone, changed meanwhile, or one it failed
+on) is described by the server itself, so a worker that fails costs time,
+never a file.
+
+Blocking: used from the watcher's thread.  A worker runs as
+C{python -m twistedpypi.describeworker LIST CACHE ALGORITHM...}.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Sequence
+
+from twistedpypi import describecache
+from twistedpypi.distfile import distribution_name
+from twistedpypi.index import FilesByPath
+from twistedpypi.metadatastore import MetadataStore
+from twistedpypi.storage import FileState, describe
+
+START_COST = 3000
+"""
+About how many files the server describes while a worker starts (a worker
+takes 0.2-0.4 s to start, describing takes about 0.1 ms a file): a worker's
+share is that much smaller than the server's own, so that both end together.
+"""
+
+MIN_SHARE = 1000
+"""The fewest files worth starting a worker for."""
+
+MAX_DESCRIBE_WORKERS = 3
+"""The most workers a server starts, however many cores it has."""
+
+TIMEOUT = 600
+"""Seconds a worker may take before it is killed (its files then described here)."""
+
+
+def available_cores() -> int:
+    """The processors this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def shares(states: Sequence[FileState], workers: int) -> list[Sequence[FileState]]:
+    """
+    Split C{states} into this process's share (first) and one share per
+    worker worth starting, at most C{workers}: this process's share is
+    L{START_COST} files larger than each worker's, and no worker's is
+    smaller than L{MIN_SHARE}.
+    """
+    while workers > 0:
+        mine = (len(states) + workers * START_COST) // (workers + 1)
+        rest = len(states) - mine
+        if rest // workers >= MIN_SHARE:
+            cuts = [0, mine, *(mine + rest * n // workers for n in range(1, workers + 1))]
+            return [states[start:end] for start, end in zip(cuts, cuts[1:])]
+        workers -= 1
+    return [states]
+
+
+class DescribeWorker:
+    """
+    One worker process describing a share of files.  Start it with
+    L{DescribeWorker.start}, collect its descriptions with L{results}.
+    """
+
+    def __init__(self, process: subprocess.Popen | None, directory: str, cache_path: str) -> None:
+        self._process = process
+        self._directory = directory
+        self._cache_path = cache_path
+
+    @classmethod
+    def start(
+        cls, states: Sequence[FileState], algorithms: Sequence[str], signed: set[str] | frozenset[str]
+    ) -> DescribeWorker:
+        """
+        Start a worker describing C{states} with C{algorithms}; C{signed}
+        holds the paths with a detached signature beside them.  A worker
+        that cannot start is one whose results are empty.
+        """
+        directory = tempfile.mkdtemp(prefix="twistedpypi-describe-")
+        list_path = os.path.join(directory, "files")
+        cache_path = os.path.join(directory, "descriptions")
+        try:
+            with open(list_path, "wb") as stream:
+                marshal.dump(
+                    [
+                        (s.path, s.dist.project, s.dist.version, s.dist.kind, s.size, s.mtime_ns, s.path in signed)
+                        for s in states
+                    ],
+                    stream,
+                )
+            # The worker imports this very twistedpypi, wherever it was found.
+            environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            process = subprocess.Popen(
+                [sys.executable, "-m", __name__, list_path, cache_path, *algorithms],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=environment,
+            )
+        except OSError:
+            process = None
+        return cls(process, directory, cache_path)
+
+    def results(self, store: MetadataStore | None) -> FilesByPath:
+        """
+        Wait for the worker, and take in what it described (its metadata
+        into C{store}).  Empty if it failed.
+        """
+        try:
+            if self._process is None:
+                return FilesByPath()
+            try:
+                code = self._process.wait(TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+                return FilesByPath()
+            if code != 0:
+                return FilesByPath()
+            return describecache.load(self._cache_path, store)
+        finally:
+            shutil.rmtree(self._directory, ignore_errors=True)
+
+
+def main(arguments: list[str]) -> None:
+    """Describe the files listed in C{arguments[0]} into the cache C{arguments[1]}."""
+    list_path, cache_path, *algorithms = arguments
+    with open(list_path, "rb") as stream:
+        listed = marshal.load(stream)
+    described = []
+    for path, project, version, kind, size, mtime_ns, signed in listed:
+        state = FileState(path, distribution_name(project, version, kind), size, mtime_ns)
+        try:
+            dist = describe(state, tuple(algorithms), signed)
+        except Exception:
+            # Left for the server, which reports it.
+            continue
+        if dist is not None:
+            described.append(dist)
+    describecache.save(cache_path, described, lambda dist: dist.metadata)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
