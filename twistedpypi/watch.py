@@ -31,6 +31,7 @@ from twisted.python.filepath import FilePath
 from twistedpypi import describecache
 from twistedpypi.describeworker import DescribeWorker, shares
 from twistedpypi.index import DistributionFile, FilesByPath, PackageIndex
+from twistedpypi.memory import release_free_memory
 from twistedpypi.metadatastore import MetadataStore
 from twistedpypi.storage import SIGNATURE_SUFFIX, FileState, ScanResult, describe, scan, stat_file
 
@@ -222,7 +223,7 @@ class PackageWatcher(Service):
         def save(_) -> Deferred[None] | None:
             if self._cache_path is None:
                 return None
-            return deferToThread(describecache.save, self._cache_path, files, self.index.metadata_of)
+            return deferToThread(_save_and_trim, self._cache_path, files, self.index.metadata_of)
 
         def failed(failure) -> None:
             log.warn(
@@ -281,7 +282,10 @@ class PackageWatcher(Service):
             gc.collect()
             gc.freeze()
             gc.enable()
+        # What the scan made and dropped, back to the system before the
+        # first request comes.
         self._cached = FilesByPath()
+        await deferToThread(release_free_memory)
         self.is_ready = True
         self.index.on_change(self._schedule_save)
         if self._cache_path is not None and not self._cache_is_current():
@@ -719,6 +723,14 @@ class PackageWatcher(Service):
                     store = None
             results.append(dist)
         return store
+
+
+def _save_and_trim(path: str, files: list[DistributionFile], metadata_of) -> None:
+    """Save the description cache, then give back what saving took."""
+    try:
+        describecache.save(path, files, metadata_of)
+    finally:
+        release_free_memory()
 
 
 def _nothing(_path: str) -> None:
