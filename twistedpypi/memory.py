@@ -12,17 +12,15 @@ again: glibc's C{malloc_trim} returns what is free to the system.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from typing import Callable
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's C{malloc_trim}, or L{None} on a C library without it (musl, macOS)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
     try:
-        return ctypes.CDLL(name).malloc_trim
+        # The C library the interpreter runs with (ctypes.util.find_library
+        # would run ldconfig at every start to find it).
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
 
