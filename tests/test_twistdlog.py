@@ -29,7 +29,13 @@ from twisted.web.test.requesthelper import DummyRequest
 from tests.distributions import wheel_bytes, write
 from tests.server import REPO, free_port, twistd
 from tests.test_e2e_operations import wait_until_serving
-from twistedpypi.twistdlog import SecondStamp, classic_formatter, give_twistd_this_log, twistd_log_file
+from twistedpypi.twistdlog import (
+    SecondStamp,
+    classic_formatter,
+    give_twistd_this_log,
+    logs_to_stdout,
+    twistd_log_file,
+)
 from twistedpypi.web import accesslog
 
 
@@ -115,6 +121,21 @@ def sigusr1():
 )
 def test_the_log_goes_where_twistd_would_send_it(options, expected, sigusr1):
     assert twistd_log_file(options) is expected
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        ({"nodaemon": True, "logfile": None}, True),
+        ({"nodaemon": True, "logfile": "-"}, True),
+        ({"nodaemon": True, "logfile": "pypi.log"}, False),
+        ({"nodaemon": False, "logfile": None}, False),
+        ({"nodaemon": True, "logfile": None, "syslog": True}, False),
+        ({"nodaemon": True, "logfile": None, "logger": jsonFileLogObserver}, False),
+    ],
+)
+def test_workers_share_the_output_only_when_the_log_goes_there(options, expected):
+    assert logs_to_stdout(options) is expected
 
 
 def test_a_logfile_is_a_rotating_log_file_named_as_given(tmp_path, sigusr1):

@@ -44,6 +44,11 @@ def test_workers_share_the_port_and_all_see_new_files(packages, start_server, tm
         assert b"early/" in page and b"late/" in page
 
     server.stop()
+    # Each process writes its own access lines to the shared output, as
+    # they are: none is lost, none is relayed through the first process.
+    log = server.log()
+    assert log.count('"GET /simple/ HTTP/1.1" 200') >= 40, log
+    assert not [line for line in log.splitlines() if "[worker" in line and "twistedpypi.access" in line]
     # twistd ends by re-raising the SIGTERM it handled.
     assert server.process.returncode in (0, -15), server.log()
     assert "Server Shut Down" in server.log()

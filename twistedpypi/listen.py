@@ -31,8 +31,8 @@ _TWISTD = "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd impor
 
 class WorkerProtocol(ProcessProtocol):
     """
-    One worker process: its output is logged by the parent, its end is
-    awaited on stop.
+    One worker process: its output, unless it shares the parent's, is
+    logged by the parent; its end is awaited on stop.
     """
 
     def __init__(self, number: int) -> None:
@@ -62,6 +62,10 @@ class ListeningService(Service):
     @param inherited_fd: the socket to adopt instead, in a worker.
     @param workers: how many processes serve in all, this one included.
     @param worker_arguments: the C{pypi} plugin's arguments for a worker.
+    @param share_output: let workers write their log to this process's
+        standard output and error, as they are (when the log goes there):
+        relaying every access line through this process would cost it
+        about as much as logging one of its own requests.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class ListeningService(Service):
         inherited_fd: int | None = None,
         workers: int = 1,
         worker_arguments: list[str] | None = None,
+        share_output: bool = False,
         reactor=None,
     ) -> None:
         if reactor is None:
@@ -81,6 +86,7 @@ class ListeningService(Service):
         self.inherited_fd = inherited_fd
         self.workers = workers
         self.worker_arguments = worker_arguments or []
+        self.share_output = share_output
         self.port: Deferred[IListeningPort] | None = None
         self._children: list[tuple[object, WorkerProtocol]] = []
 
@@ -118,7 +124,7 @@ class ListeningService(Service):
                 sys.executable,
                 arguments,
                 env=None,
-                childFDs={0: "w", 1: "r", 2: "r", INHERITED_FD: descriptor},
+                childFDs={0: "w", **({1: 1, 2: 2} if self.share_output else {1: "r", 2: "r"}), INHERITED_FD: descriptor},
             )
             self._children.append((process, protocol))
         log.info("serving with {workers} processes", workers=self.workers)

@@ -355,12 +355,14 @@ def makeService(options: Options) -> service.IService:
     from twistedpypi.web.upload import UploadsService
 
     from twistedpypi.storage import remove_stale_uploads
+    from twistedpypi.twistdlog import logs_to_stdout
 
     config = options.config()
     # Before listening: the leftovers of uploads a killed server was taking.
     for path in remove_stale_uploads(config.upload_directory):
         log.info("deleted an unfinished upload: {path}", path=path)
-    top = ServerService(getattr(options, "parent", None))
+    server_options = getattr(options, "parent", None)
+    top = ServerService(server_options)
     index = PackageIndex(_metadata_store(config.describe_cache))
     watcher = PackageWatcher(
         index,
@@ -385,6 +387,7 @@ def makeService(options: Options) -> service.IService:
         inherited_fd=options["inherit-fd"],
         workers=options["workers"],
         worker_arguments=worker_arguments(options["arguments"]),
+        share_output=server_options is not None and logs_to_stdout(server_options),
     ).setServiceParent(top)
     UploadsService(site.uploads).setServiceParent(top)
     # On stop, the port closes while this waits for requests in flight.

@@ -81,6 +81,13 @@ def classic_text_observer(out: IO[Any]) -> FileLogObserver:
     return FileLogObserver(out, classic_formatter(SecondStamp()))
 
 
+def logs_to_stdout(server_options) -> bool:
+    """Whether twistd, with C{server_options}, writes its log to standard output."""
+    if server_options.get("logger") or server_options.get("syslog"):
+        return False
+    return bool(server_options.get("nodaemon", False)) and (server_options.get("logfile") or "-") == "-"
+
+
 def twistd_log_file(server_options) -> IO[Any] | None:
     """
     The file twistd would log to with C{server_options}, opened as twistd
@@ -90,10 +97,11 @@ def twistd_log_file(server_options) -> IO[Any] | None:
     """
     if server_options.get("logger") or server_options.get("syslog"):
         return None
+    if logs_to_stdout(server_options):
+        return sys.stdout
     name = server_options.get("logfile") or ""
-    daemon = not server_options.get("nodaemon", False)
-    if name == "-" or (not name and not daemon):
-        return None if daemon else sys.stdout
+    if name == "-":
+        return None
     log_file = LogFile.fromFullPath(name or DEFAULT_LOG_FILE)
     if not signal.getsignal(signal.SIGUSR1):
 
