@@ -73,6 +73,12 @@ def test_a_worker_that_cannot_run_gives_nothing_and_leaves_nothing(packages, mon
     assert not os.path.exists(worker._directory)
 
 
+def test_a_worker_without_a_temporary_directory_gives_nothing(packages, monkeypatch, tmp_path):
+    found = fill(packages)
+    monkeypatch.setattr(describeworker.tempfile, "tempdir", str(tmp_path / "missing"))
+    assert len(DescribeWorker.start(list(found.files.values()), ("sha256",), found.signed).results(None)) == 0
+
+
 async def index_with(packages, workers):
     index = PackageIndex()
     watcher = PackageWatcher(index, [str(packages)], use_inotify=False, describe_workers=workers)

@@ -82,7 +82,7 @@ class DescribeWorker:
     L{DescribeWorker.start}, collect its descriptions with L{results}.
     """
 
-    def __init__(self, process: subprocess.Popen | None, directory: str, cache_path: str) -> None:
+    def __init__(self, process: subprocess.Popen | None, directory: str | None, cache_path: str | None) -> None:
         self._process = process
         self._directory = directory
         self._cache_path = cache_path
@@ -96,7 +96,10 @@ class DescribeWorker:
         holds the paths with a detached signature beside them.  A worker
         that cannot start is one whose results are empty.
         """
-        directory = tempfile.mkdtemp(prefix="twistedpypi-describe-")
+        try:
+            directory = tempfile.mkdtemp(prefix="twistedpypi-describe-")
+        except OSError:  # no writable temporary directory
+            return cls(None, None, None)
         list_path = os.path.join(directory, "files")
         cache_path = os.path.join(directory, "descriptions")
         try:
@@ -138,7 +141,8 @@ class DescribeWorker:
                 return FilesByPath()
             return describecache.load(self._cache_path, store)
         finally:
-            shutil.rmtree(self._directory, ignore_errors=True)
+            if self._directory is not None:
+                shutil.rmtree(self._directory, ignore_errors=True)
 
 
 def main(arguments: list[str]) -> None:
