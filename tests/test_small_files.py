@@ -31,7 +31,7 @@ def settled_clock():
 def cached(demo, loopback):  # noqa: F811 (fixture)
     """A site whose cache takes the demo files although they were just written."""
     site = loopback(demo)
-    packages_of(site).small_files = SmallFileCache(clock=settled_clock())
+    packages_of(site).small_files = SmallFileCache(clock=settled_clock(), min_uses=1)
     return site
 
 
@@ -172,7 +172,7 @@ def keep(cache, path, tag=b'"t"'):
 
 def test_the_cache_stays_within_its_bound_dropping_the_least_recently_served(tmp_path):
     one = 1000 + SmallFileCache.ENTRY_OVERHEAD
-    cache = SmallFileCache(2 * one, clock=settled_clock())
+    cache = SmallFileCache(2 * one, clock=settled_clock(), min_uses=1)
     first, second, third = write_files(tmp_path, [1000, 1000, 1000])
     keep(cache, first)
     keep(cache, second)
@@ -185,7 +185,7 @@ def test_the_cache_stays_within_its_bound_dropping_the_least_recently_served(tmp
 
 def test_the_cache_keeps_neither_large_files_nor_files_larger_than_itself(tmp_path):
     large, medium = write_files(tmp_path, [files.SMALL_FILE_SIZE + 1, 3000])
-    cache = SmallFileCache(2000, clock=settled_clock())
+    cache = SmallFileCache(2000, clock=settled_clock(), min_uses=1)
     keep(cache, large)
     keep(cache, medium)
     assert len(cache) == 0 and cache.size == 0
@@ -193,7 +193,42 @@ def test_the_cache_keeps_neither_large_files_nor_files_larger_than_itself(tmp_pa
 
 def test_a_file_the_index_describes_anew_is_not_served_from_memory(tmp_path):
     (path,) = write_files(tmp_path, [10])
-    cache = SmallFileCache(clock=settled_clock())
+    cache = SmallFileCache(clock=settled_clock(), min_uses=1)
     keep(cache, path, b'"old"')
     assert cache.get(path, b'"new"') is None
     assert len(cache) == 0
+
+
+def test_a_file_is_kept_from_its_second_read(tmp_path):
+    (path,) = write_files(tmp_path, [1000])
+    cache = SmallFileCache(clock=settled_clock())
+    keep(cache, path)
+    assert cache.get(path, b'"t"') is None
+    keep(cache, path)
+    assert cache.get(path, b'"t"')[0] == b"\0" * 1000
+
+
+def test_files_read_once_each_in_turn_push_nothing_out(tmp_path):
+    """A mirror reading every file once: the popular file stays."""
+    one = 1000 + SmallFileCache.ENTRY_OVERHEAD
+    cache = SmallFileCache(4 * one, clock=settled_clock())
+    popular, *others = write_files(tmp_path, [1000] * 40)
+    keep(cache, popular)
+    keep(cache, popular)
+    for path in others:
+        keep(cache, path)
+    assert len(cache) == 1 and cache.get(popular, b'"t"') is not None
+    # Too long ago to count: a second pass over them keeps none either.
+    for path in others:
+        keep(cache, path)
+    assert len(cache) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_second_download_of_a_file_is_kept(demo, loopback):  # noqa: F811
+    site = loopback(demo)
+    packages_of(site).small_files = SmallFileCache(clock=settled_clock())
+    for kept in (0, 1, 1):
+        code, _, body = await answer(site, b"GET", SDIST, {})
+        assert (code, body) == (200, (demo / "dep-1.5.tar.gz").read_bytes())
+        assert len(packages_of(site).small_files) == kept

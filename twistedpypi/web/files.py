@@ -64,6 +64,12 @@ class SmallFileCache:
     written again within the tick of its last change could keep its
     status; one older than that cannot.
 
+    A file is kept from its second read among the recent ones, as nginx's
+    C{proxy_cache_min_uses 2} does: a client going through every file once
+    (a mirror, a scanner) would otherwise push out the popular files for
+    ones nobody asks for again, and pay for keeping each.  How recent is
+    L{SEEN_PER_BYTE} reads of files not kept per byte the cache holds.
+
     @ivar size: the bytes held, each file counted with L{ENTRY_OVERHEAD}.
     """
 
@@ -73,15 +79,31 @@ class SmallFileCache:
 
     SETTLE_SECONDS = 1.0
 
-    def __init__(self, max_bytes: int = DEFAULT_FILE_CACHE_SIZE, clock: Callable[[], float] = time.time) -> None:
+    SEEN_PER_BYTE = 1 / 1024
+    """Files read but not kept that are remembered, per byte of the bound:
+    a file of about a kilobyte read again before the cache could have held
+    as many is worth keeping."""
+
+    def __init__(
+        self,
+        max_bytes: int = DEFAULT_FILE_CACHE_SIZE,
+        clock: Callable[[], float] = time.time,
+        min_uses: int = 2,
+    ) -> None:
         """
         @param clock: the current time, in seconds since the epoch, as file
             times count it.
+        @param min_uses: the read of a file from which it is kept.
         """
         self.max_bytes = max_bytes
         self.size = 0
+        self.min_uses = min_uses
         self._clock = clock
         self._entries: OrderedDict[str, tuple[tuple[int, ...], bytes | None, bytes]] = OrderedDict()
+        # Reads so far of recent files not kept, by the hash of their path:
+        # small, and a collision only keeps a file a read early.
+        self._seen: OrderedDict[int, int] = OrderedDict()
+        self._seen_limit = max(1, int(max_bytes * self.SEEN_PER_BYTE))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -118,12 +140,27 @@ class SmallFileCache:
         settled = status.st_ctime_ns < (self._clock() - self.SETTLE_SECONDS) * 1e9
         if not settled or len(body) != status.st_size or not self.accepts(len(body)):
             return
+        if path not in self._entries and not self._used_enough(path):
+            return
         self.discard(path)
         self._entries[path] = (_identity(status), tag, body)
         self.size += len(body) + self.ENTRY_OVERHEAD
         while self.size > self.max_bytes:
             _, (_, _, dropped) = self._entries.popitem(last=False)
             self.size -= len(dropped) + self.ENTRY_OVERHEAD
+
+    def _used_enough(self, path: str) -> bool:
+        """Count a read of C{path}; whether it is the one to keep it from."""
+        if self.min_uses <= 1:
+            return True
+        key = hash(path)
+        uses = self._seen.pop(key, 0) + 1
+        if uses >= self.min_uses:
+            return True
+        self._seen[key] = uses
+        if len(self._seen) > self._seen_limit:
+            self._seen.popitem(last=False)
+        return False
 
     def discard(self, path: str) -> None:
         """Forget the file at C{path}, if it is here."""
