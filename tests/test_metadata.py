@@ -58,3 +58,28 @@ def test_metadata_that_is_not_utf8_still_reads(tmp_path):
         archive.writestr("latin-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: latin\nVersion: 1.0\nAuthor: J\xf6rg\n")
     metadata = read_core_metadata(str(path), "bdist_wheel")
     assert metadata.fields()["name"] == "latin"
+
+
+# header_fields reads only the head of core metadata; it must agree with
+# parsing all of it, whatever the bytes.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from twistedpypi.metadata import header_fields, parse_core_metadata  # noqa: E402
+
+_PIECES = [b"\n", b"\r", b"\r\n", b"\n\n", b" ", b"\t", b":", b": ", b"Name", b"name", b" Name",
+           b"Requires-Python", b"requires-python ", b"Summary", b">=3.8", b"x", b"\xc3", b"\xa9", b"\xff"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_header_fields_agree_with_parsing_the_whole_file(pieces):
+    raw = b"".join(pieces)
+    wanted = frozenset({"name", "requires-python"})
+    whole = {key: value for key, value in parse_core_metadata(raw)[0] if key in wanted}
+    assert header_fields(raw, wanted) == whole
+
+
+def test_header_fields_come_from_the_head_only():
+    raw = core_metadata("Demo", "1.0").rstrip(b"\n") + b"\n\nName: not-a-header\nRequires-Python: >=9\n"
+    assert header_fields(raw, frozenset({"name", "requires-python"}))["name"] == "Demo"

@@ -151,8 +151,20 @@ def header_fields(raw: bytes, wanted: frozenset[str]) -> dict[str, str]:
     Some single-use fields of core metadata, as L{CoreMetadata.fields} gives
     them, without building all the others.
 
+    Only the header part is decoded and split: the body (the long
+    description, often most of the file) is left as bytes.
+
     @param wanted: lower-case field names.
     """
+    # The first blank line, with either line ending ("\r\n\n" and
+    # "\r\n\r\n" hold one of these too); the line ending before it stays.
+    end = raw.find(b"\n\n")
+    if b"\r" in raw:  # (searching for "\n\r\n" is slow: only when needed)
+        crlf = raw.find(b"\n\r\n")
+        if crlf >= 0 and (end < 0 or crlf < end):
+            end = crlf
+    if end >= 0:
+        raw = raw[: end + 1]
     headers, _ = parse_core_metadata(raw)
     return {key: value for key, value in headers if key in wanted}
 
