@@ -123,3 +123,52 @@ async def test_a_restart_leaves_a_current_cache_alone(packages, tmp_path):
         assert os.stat(cache).st_mtime_ns == 1
     finally:
         watcher.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_restart_asked_for_another_digest_reads_the_files_again(packages, tmp_path):
+    path = write(packages, wheel_bytes("demo", "1.0"))
+    cache = str(tmp_path / "cache")
+    watcher = await start(packages, cache)
+    await watcher.stopService()
+    watcher = PackageWatcher(PackageIndex(), [str(packages)], ("sha256", "md5"), cache_path=cache)
+    watcher.startService()
+    await watcher.ready
+    try:
+        import hashlib
+
+        assert watcher._reused == 0
+        md5 = dict(watcher.index.files_by_path[path].extra_digests)["md5"]
+        assert md5 == hashlib.md5(open(path, "rb").read()).digest()
+    finally:
+        await watcher.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_restart_notices_a_signature_that_came_meanwhile(packages, tmp_path):
+    path = write(packages, wheel_bytes("demo", "1.0"))
+    cache = str(tmp_path / "cache")
+    watcher = await start(packages, cache)
+    assert not watcher.index.files_by_path[path].signature
+    await watcher.stopService()
+    with open(path + ".asc", "wb") as stream:
+        stream.write(b"signature")
+    watcher = await start(packages, cache)
+    try:
+        assert watcher._reused == 1
+        assert watcher.index.files_by_path[path].signature
+    finally:
+        await watcher.stopService()
+
+
+def test_a_scan_gives_an_unchanged_file_as_its_description_and_a_changed_one_as_found(packages):
+    from twistedpypi.storage import FileState, scan
+
+    same = write(packages, wheel_bytes("same", "1.0"))
+    changed = write(packages, wheel_bytes("changed", "1.0"))
+    described = index_directory(packages).files_by_path
+    os.utime(changed, ns=(5, 5))
+    found = scan([str(packages)], known=described)
+    assert found.files[same] is described[same]
+    assert isinstance(found.files[changed], FileState) and found.files[changed].mtime_ns == 5
+    assert found.files[changed].dist is described[changed].dist

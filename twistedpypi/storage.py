@@ -49,14 +49,16 @@ class ScanResult:
     """
     What a scan of a directory tree found.
 
-    @ivar files: distribution files by path.
+    @ivar files: distribution files by path: each one's L{FileState}, or,
+        for a file unchanged since a description the scan was given
+        (C{known}), that description.
     @ivar signed: paths of files that have a detached signature beside them.
     @ivar directories: every directory walked, the top ones included.
     @ivar unreadable: directories that could not be listed, with the
         reason: what the index has below them is unknown, not gone.
     """
 
-    files: dict[str, FileState]
+    files: dict[str, FileState | DistributionFile]
     signed: set[str]
     directories: list[str]
     unreadable: dict[str, str] = field(default_factory=dict)
@@ -76,7 +78,8 @@ def scan(
     directories themselves).
 
     @param known: files already described: their names need not be parsed
-        again, which keeps a scan of a large tree light.
+        again, and one unchanged since is given as its description, which
+        keeps a scan of a large tree light.
     """
     roots = [os.path.realpath(root) for root in (roots or directories)]
     known = known if known is not None else FilesByPath()
@@ -131,7 +134,12 @@ def _scan_entry(entry, roots, known_here, found, signed, pending) -> None:
         status = entry.stat()
     except OSError:
         return
-    found[path] = FileState(path, dist, status.st_size, status.st_mtime_ns)
+    if described is not None and (described.size, described.mtime_ns) == (status.st_size, status.st_mtime_ns):
+        # Unchanged since it was described: the description stands for
+        # its state (it has the same path, dist, size and mtime_ns).
+        found[path] = described
+    else:
+        found[path] = FileState(path, dist, status.st_size, status.st_mtime_ns)
 
 
 def stat_file(path: str, roots: list[str]) -> FileState | None:

@@ -637,32 +637,43 @@ class PackageWatcher(Service):
             unknown = tuple(d.rstrip(os.sep) + os.sep for d in found.unreadable)
             gone = [p for p in gone if not p.startswith(unknown)]
         plan.gone = gone
-        plan.reused = self._from_cache(fresh, found.signed)
-        plan.fresh = [state for state in fresh if state.path not in self._cached]
+        plan.reused, plan.fresh = self._from_cache(fresh, found.signed)
         if settle:
             self._unsettled = unsettled
         return plan
 
-    def _from_cache(self, states: list[FileState], signed: set[str]) -> list[DistributionFile]:
+    def _from_cache(
+        self, states: list[FileState | DistributionFile], signed: set[str]
+    ) -> tuple[list[DistributionFile], list[FileState | DistributionFile]]:
         """
-        The descriptions the cache holds for these files, unchanged since;
-        the files it answers for are left in C{self._cached}, the others
-        taken out of it.
+        Split files into those the description cache describes, unchanged
+        since, and those to read.  (A scan of the cached files gives a file
+        unchanged since as its cached description.)  The files the cache
+        answers for are left in C{self._cached}, the others taken out of it.
         """
-        reused = []
+        reused: list[DistributionFile] = []
+        fresh: list[FileState | DistributionFile] = []
+        algorithms = self._algorithms[1:]
         for state in states:
-            cached = self._cached.get(state.path)
-            if cached is None:
-                continue
-            if (cached.size, cached.mtime_ns, cached.dist) == (state.size, state.mtime_ns, state.dist) and all(
-                name in dict(cached.extra_digests) for name in self._algorithms[1:]
-            ):
-                signature = state.path in signed
-                reused.append(cached if cached.signature == signature else replace(cached, signature=signature))
+            if type(state) is DistributionFile:
+                cached = state
             else:
-                self._cached.pop(state.path)
+                cached = self._cached.get(state.path)
+                if cached is None:
+                    fresh.append(state)
+                    continue
+                if (cached.size, cached.mtime_ns, cached.dist) != (state.size, state.mtime_ns, state.dist):
+                    self._cached.pop(state.path)
+                    fresh.append(state)
+                    continue
+            if algorithms and not all(name in dict(cached.extra_digests) for name in algorithms):
+                self._cached.pop(cached.path)
+                fresh.append(state)
+                continue
+            signature = bool(signed) and state.path in signed
+            reused.append(cached if cached.signature == signature else replace(cached, signature=signature))
         self._reused += len(reused)
-        return reused
+        return reused, fresh
 
     def _describe_all(
         self, states: list[FileState], signed: set[str]
