@@ -20,6 +20,7 @@ import re
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,8 @@ ISSUE_RATIO = 5000 / 10700
 
 SERVER_KEYS = {"pypiserver": "pypiserver", "ours": OURS, "bare": "bare Twisted", "nginx": "nginx"}
 LATENCY_PROJECT = "newfile-probe"
+STARTS = 3
+"""Start-ups measured on the main corpus, cold and warm: the rows give the median."""
 MB_IN_MIB = 1e6 / 2**20
 
 METHOD = """\
@@ -47,7 +50,9 @@ Each server runs alone on the machine, wrk (`-t1 -c{connections} -d{duration}s`)
 through the URLs of the row, each request accepting gzip as pip and uv do: every project page, every file link (as the project pages
 give them), or `/simple/` itself. The 304 row sends each page's own ETag back. Start-up is
 launch until `/simple/` lists every project, on a fresh hard-linked copy of the corpus
-(page cache warm: "cold" means a new process and directory); bare Twisted has no
+(page cache warm: "cold" means a new process and directory), the median of {starts}
+cold starts (each on its own copy) and of {starts} warm restarts on the last copy; the
+100,000-file start-ups are single runs; bare Twisted has no
 projects, so its start-up is its first answer. nginx (1 worker) serves pages pre-rendered
 by the harness. RSS is the server's resident memory from /proc (nginx: master + worker);
 "growth" is the peak sampled every 20 ms during the transfer minus the RSS before it.
@@ -256,20 +261,33 @@ def new_file(run: Run, spec: servers.ServerSpec, server: servers.RunningServer, 
     run.table.put(run.rows.new_file_max, spec.name, took_ms[-1])
 
 
+def _seconds(samples: list[float]) -> str:
+    return " / ".join(f"{seconds:.2f}" for seconds in samples) + " s"
+
+
 def bench_corpus(run: Run, spec: servers.ServerSpec) -> None:
     """
     Start-up (cold, then warm), memory, request rates and new-file latency on the
     generated corpus; then, for twistedpypi, the same page and file runs with
     C{--workers}.
     """
-    packages = run.fresh_copy(run.main, spec, "corpus")
     scratch = run.server_dir(spec) / "run"
+    cold = []
+    for start in range(STARTS):
+        # A new directory each time: no description cache knows it yet.
+        packages = run.fresh_copy(run.main, spec, f"corpus-{start}")
+        with servers.serving(spec, packages, scratch) as (server, seconds):
+            cold.append(seconds)
+    run.table.put(run.rows.startup_cold, spec.name, statistics.median(cold))
+    warm = []
+    for start in range(STARTS - 1):
+        with servers.serving(spec, packages, scratch) as (server, seconds):
+            warm.append(seconds)
     with servers.serving(spec, packages, scratch) as (server, seconds):
-        run.table.put(run.rows.startup_cold, spec.name, seconds)
-    with servers.serving(spec, packages, scratch) as (server, seconds):
-        run.table.put(run.rows.startup_warm, spec.name, seconds)
+        warm.append(seconds)
+        run.table.put(run.rows.startup_warm, spec.name, statistics.median(warm))
         run.table.put(run.rows.rss_started, spec.name, mib(machine.rss_kib(server.pids())))
-        print(f"  started in {seconds:.2f} s", flush=True)
+        print(f"  started cold in {_seconds(cold)}, warm in {_seconds(warm)}", flush=True)
         load(run, spec, server)
         if spec.watches and run.args.new_files:
             new_file(run, spec, server, packages)
@@ -490,7 +508,7 @@ def main(argv: list[str]) -> None:
     method = METHOD.format(
         connections=args.connections, duration=args.duration, new_files=args.new_files,
         latency_project=LATENCY_PROJECT, workers=args.workers, versions=args.versions,
-        flat_small=flat_sizes[0][0], flat_large=flat_sizes[1][0],
+        flat_small=flat_sizes[0][0], flat_large=flat_sizes[1][0], starts=STARTS,
     )
     text = document(table, command.strip(), prerequisites.versions(bin_dir, uv, wrk, nginx), method)
     Path(args.output).write_text(text)
