@@ -43,6 +43,8 @@ def test_workers_share_the_port_and_all_see_new_files(packages, start_server, tm
             page = response.read()
         assert b"early/" in page and b"late/" in page
 
+    # Each worker starts no workers of its own.
+    assert children_of(worker) == []
     server.stop()
     # Each process writes its own access lines to the shared output, as
     # they are: none is lost, none is relayed through the first process.

@@ -60,7 +60,9 @@ class ListeningService(Service):
 
     @param endpoint: a server endpoint description, e.g. C{tcp:8080}.
     @param inherited_fd: the socket to adopt instead, in a worker.
-    @param workers: how many processes serve in all, this one included.
+    @param workers: how many processes serve in all, this one included
+        (a worker is told the same, so that it knows its share of the
+        cores).
     @param worker_arguments: the C{pypi} plugin's arguments for a worker.
     @param share_output: let workers write their log to this process's
         standard output and error, as they are (when the log goes there):
@@ -108,7 +110,8 @@ class ListeningService(Service):
         if self.port is None:
             self.privilegedStartService()
         super().startService()
-        if self.workers > 1:
+        # A worker (given the socket) starts none of its own.
+        if self.workers > 1 and self.inherited_fd is None:
             self.port.addCallback(self._start_workers)
 
     def _start_workers(self, port: IListeningPort) -> IListeningPort:

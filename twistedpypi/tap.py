@@ -386,7 +386,8 @@ def makeService(options: Options) -> service.IService:
         site,
         inherited_fd=options["inherit-fd"],
         workers=options["workers"],
-        worker_arguments=worker_arguments(options["arguments"]),
+        # The same command line: with --inherit-fd, a worker starts no workers.
+        worker_arguments=options["arguments"],
         share_output=server_options is not None and logs_to_stdout(server_options),
     ).setServiceParent(top)
     UploadsService(site.uploads).setServiceParent(top)
@@ -394,20 +395,3 @@ def makeService(options: Options) -> service.IService:
     DrainService(site.in_flight, site.open_connections).setServiceParent(top)
     exit_cleanly_on_sigterm()
     return top
-
-
-def worker_arguments(arguments: list[str]) -> list[str]:
-    """
-    The command line of a worker: the same as ours, without C{--workers}
-    (a worker starts no workers of its own).
-    """
-    result: list[str] = []
-    skip = False
-    for argument in arguments:
-        if skip:
-            skip = False
-        elif argument == "--workers":
-            skip = True
-        elif not argument.startswith("--workers="):
-            result.append(argument)
-    return result
