@@ -185,16 +185,19 @@ _READ_CHUNK = 64 * 1024
 _READ_AHEAD = io.DEFAULT_BUFFER_SIZE
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 _PAX_HDRCHARSET = re.compile(rb"\d+ hdrcharset=([^\n]+)\n")
-_EXTENDED = frozenset(
+EXTENDED_HEADER_TYPES = frozenset(
     {
         tarfile.GNUTYPE_LONGNAME,
         tarfile.GNUTYPE_LONGLINK,
         tarfile.XHDTYPE,
         tarfile.XGLTYPE,
         tarfile.SOLARIS_XHDTYPE,
-        tarfile.GNUTYPE_SPARSE,
     }
 )
+"""Tar members whose data is a header for another member (GNU long names,
+pax records), which C{tarfile} reads whole into memory."""
+# Members that are not plain ones: extended headers, and sparse files.
+_NOT_PLAIN = EXTENDED_HEADER_TYPES | {tarfile.GNUTYPE_SPARSE}
 
 
 class _Inflated:
@@ -376,14 +379,14 @@ def _next_member(stream: _Inflated, max_extended: int, first: bool):
             raise Unusual("empty archive")
         return None
     name, kind, size = header
-    if kind in _EXTENDED:
+    if kind in _NOT_PLAIN:
         if kind not in (tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE):
             raise Unusual("global pax header, long link name or sparse file")
         if size > max_extended:
             raise Unusual("extended header too large")
         extension = stream.read(_block(size))
         header = _header(stream)
-        if header is None or header[1] in _EXTENDED:
+        if header is None or header[1] in _NOT_PLAIN:
             raise Unusual("extended header without a plain member")
         if kind == tarfile.GNUTYPE_LONGNAME:
             name, kind, size = _text(extension), header[1], header[2]

@@ -18,7 +18,7 @@ from typing import BinaryIO, Callable
 
 from packaging.version import InvalidVersion, Version
 
-from twistedpypi.leanarchive import Unusual, tar_gz_member, zip_member
+from twistedpypi.leanarchive import EXTENDED_HEADER_TYPES, Unusual, tar_gz_member, zip_member
 
 MAX_METADATA_SIZE = 4 * 1024 * 1024
 """The largest METADATA or PKG-INFO we read; larger ones are ignored."""
@@ -240,18 +240,8 @@ class _BoundedTarInfo(tarfile.TarInfo):
     records) too large to read into memory, which C{tarfile} would.
     """
 
-    _EXTENDED = frozenset(
-        {
-            tarfile.GNUTYPE_LONGNAME,
-            tarfile.GNUTYPE_LONGLINK,
-            tarfile.XHDTYPE,
-            tarfile.XGLTYPE,
-            tarfile.SOLARIS_XHDTYPE,
-        }
-    )
-
     def _proc_member(self, tarfile_):
-        if self.type in self._EXTENDED and self.size > MAX_TAR_EXTENDED_HEADER:
+        if self.type in EXTENDED_HEADER_TYPES and self.size > MAX_TAR_EXTENDED_HEADER:
             raise tarfile.HeaderError("extended header too large")
         return super()._proc_member(tarfile_)
 
