@@ -666,7 +666,7 @@ class PackageWatcher(Service):
                 if cached is None:
                     fresh.append(state)
                     continue
-                if (cached.size, cached.mtime_ns, cached.dist) != (state.size, state.mtime_ns, state.dist):
+                if not _describes(cached, state):
                     self._cached.pop(state.path)
                     fresh.append(state)
                     continue
@@ -700,7 +700,7 @@ class PackageWatcher(Service):
             left = []
             for state in share:
                 dist = described.get(state.path)
-                if dist is not None and (dist.size, dist.mtime_ns, dist.dist) == (state.size, state.mtime_ns, state.dist):
+                if dist is not None and _describes(dist, state):
                     results.append(dist)
                 else:
                     left.append(state)
@@ -738,6 +738,11 @@ class PackageWatcher(Service):
                     store = None
             results.append(dist)
         return store
+
+
+def _describes(dist: DistributionFile, state: FileState) -> bool:
+    """Whether C{dist} was made from the file as C{state} finds it."""
+    return (dist.size, dist.mtime_ns, dist.dist) == (state.size, state.mtime_ns, state.dist)
 
 
 def _save_and_trim(path: str, files: list[DistributionFile], metadata_of) -> None:
