@@ -51,14 +51,6 @@ TIMEOUT = 600
 """Seconds a worker may take before it is killed (its files then described here)."""
 
 
-def available_cores() -> int:
-    """The processors this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def shares(states: Sequence[FileState], workers: int) -> list[Sequence[FileState]]:
     """
     Split C{states} into this process's share (first) and one share per

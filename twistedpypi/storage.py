@@ -17,12 +17,11 @@ from typing import BinaryIO, Iterable
 
 from twistedpypi.distfile import DistributionName, normalize_name, parse_filename
 from twistedpypi.index import DistributionFile, FilesByPath, split_path
+from twistedpypi.listing import SIGNATURE_SUFFIX, Listing, inside, list_tree
 from twistedpypi.metadata import MAX_LEAN_SIZE, header_fields, read_core_metadata
 
-SIGNATURE_SUFFIX = ".asc"
 _CHUNK = 1024 * 1024
 _DESCRIBED_FIELDS = frozenset({"name", "requires-python"})
-
 
 
 @dataclass(slots=True)
@@ -37,11 +36,6 @@ class FileState:
     dist: DistributionName
     size: int
     mtime_ns: int
-
-
-def _inside(path: str, roots: list[str]) -> bool:
-    real = os.path.realpath(path)
-    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
 @dataclass(slots=True)
@@ -68,78 +62,42 @@ def scan(
     directories: list[str],
     roots: list[str] | None = None,
     known: FilesByPath | None = None,
+    listing: Listing | None = None,
 ) -> ScanResult:
     """
     Find every distribution file below C{directories}, recursively, without
-    reading any.
+    reading any (see L{list_tree}).
 
-    Hidden files and directories are skipped, and so are symbolic links that
-    lead outside the package directories C{roots} (by default the
-    directories themselves).
-
+    @param roots: where symbolic links may lead, by default the directories
+        themselves.
     @param known: files already described: their names need not be parsed
         again, and one unchanged since is given as its description, which
         keeps a scan of a large tree light.
+    @param listing: the directories' listing, if another process took it.
     """
-    roots = [os.path.realpath(root) for root in (roots or directories)]
+    if listing is None:
+        listing = list_tree(directories, [os.path.realpath(root) for root in (roots or directories)])
     known = known if known is not None else FilesByPath()
-    found: dict[str, FileState] = {}
-    signed: set[str] = set()
-    walked: list[str] = []
-    unreadable: dict[str, str] = {}
-    pending = list(directories)
-    while pending:
-        directory = pending.pop()
-        try:
-            with os.scandir(directory) as entries:
-                known_here = known.in_directory(directory)
-                for entry in entries:
-                    _scan_entry(entry, roots, known_here, found, signed, pending)
-        except OSError as error:
-            unreadable[directory] = error.strerror or str(error)
-            continue
-        walked.append(directory)
-    return ScanResult(found, signed, walked, unreadable)
-
-
-def _scan_entry(entry, roots, known_here, found, signed, pending) -> None:
-    """
-    Sort one directory entry for L{scan}.
-
-    @param known_here: the files described in the entry's directory, by name.
-    """
-    name = entry.name
-    if name.startswith("."):
-        return
-    try:
-        if entry.is_symlink() and not _inside(entry.path, roots):
-            return
-        if entry.is_dir():
-            if not entry.is_symlink():
-                pending.append(entry.path)
-            return
-        if name.endswith(SIGNATURE_SUFFIX):
-            signed.add(entry.path[: -len(SIGNATURE_SUFFIX)])
-            return
-        path = entry.path
-        described = known_here.get(name)
-        if described is not None:
-            dist = described.dist
-        else:
-            dist = parse_filename(name)
-            if dist is None:
-                return
-        if not entry.is_file():
-            return
-        status = entry.stat()
-    except OSError:
-        return
-    if described is not None and (described.size, described.mtime_ns) == (status.st_size, status.st_mtime_ns):
-        # Unchanged since it was described: the description stands for
-        # its state (it has the same path, dist, size and mtime_ns).
-        found[path] = described
-    else:
-        found[path] = FileState(path, dist, status.st_size, status.st_mtime_ns)
+    found: dict[str, FileState | DistributionFile] = {}
+    for directory, entries in listing.files:
+        known_here = known.in_directory(directory)
+        prefix = os.path.join(directory, "")
+        for name, size, mtime_ns in entries:
+            described = known_here.get(name)
+            if described is not None:
+                if (described.size, described.mtime_ns) == (size, mtime_ns):
+                    # Unchanged since it was described: the description
+                    # stands for its state (same path, dist, size and mtime).
+                    found[prefix + name] = described
+                    continue
+                dist = described.dist
+            else:
+                dist = parse_filename(name)
+                if dist is None:
+                    continue
+            path = prefix + name
+            found[path] = FileState(path, dist, size, mtime_ns)
+    return ScanResult(found, listing.signed, listing.directories, listing.unreadable)
 
 
 def stat_file(path: str, roots: list[str]) -> FileState | None:
@@ -151,7 +109,7 @@ def stat_file(path: str, roots: list[str]) -> FileState | None:
     if dist is None:
         return None
     try:
-        if os.path.islink(path) and not _inside(path, roots):
+        if os.path.islink(path) and not inside(path, roots):
             return None
         status = os.stat(path)
     except OSError:

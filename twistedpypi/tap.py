@@ -342,11 +342,34 @@ class ServerService(service.MultiService):
             give_twistd_this_log(parent, self.server_options)
 
 
+def _available_cores() -> int:
+    """The processors this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def makeService(options: Options) -> service.IService:
     """
     Wire the index, the directory watcher and the web site together.
     """
-    from twistedpypi.describeworker import MAX_DESCRIBE_WORKERS, available_cores
+    config = options.config()
+    server_options = getattr(options, "parent", None)
+    # Cores this process may use besides the one it runs on: each of the
+    # --workers processes describes its own index.
+    spare_cores = _available_cores() // options["workers"] - 1
+    early_listing = None
+    if server_options is not None and spare_cores > 0:
+        from twistedpypi.listing import EarlyListing, link_roots
+
+        # Under twistd, started first: it lists the package directories on
+        # another core while this one imports the rest of the server.
+        early_listing = EarlyListing.start(
+            config.directories, link_roots(config.directories, config.follow_symlinks)
+        )
+
+    from twistedpypi.describeworker import MAX_DESCRIBE_WORKERS
     from twistedpypi.drain import DrainService, exit_cleanly_on_sigterm
     from twistedpypi.index import PackageIndex
     from twistedpypi.listen import ListeningService
@@ -357,11 +380,9 @@ def makeService(options: Options) -> service.IService:
     from twistedpypi.storage import remove_stale_uploads
     from twistedpypi.twistdlog import logs_to_stdout
 
-    config = options.config()
     # Before listening: the leftovers of uploads a killed server was taking.
     for path in remove_stale_uploads(config.upload_directory):
         log.info("deleted an unfinished upload: {path}", path=path)
-    server_options = getattr(options, "parent", None)
     top = ServerService(server_options)
     index = PackageIndex(_metadata_store(config.describe_cache))
     watcher = PackageWatcher(
@@ -370,8 +391,8 @@ def makeService(options: Options) -> service.IService:
         config.hash_algorithms,
         cache_path=config.describe_cache,
         follow_symlinks=config.follow_symlinks,
-        # Every serving process describes its own index: they share the cores.
-        describe_workers=min(MAX_DESCRIBE_WORKERS, available_cores() // options["workers"] - 1),
+        describe_workers=min(MAX_DESCRIBE_WORKERS, spare_cores),
+        early_listing=early_listing,
     )
     watcher.setServiceParent(top)
     upstream = None

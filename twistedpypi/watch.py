@@ -31,9 +31,10 @@ from twisted.python.filepath import FilePath
 from twistedpypi import describecache
 from twistedpypi.describeworker import DescribeWorker, shares
 from twistedpypi.index import DistributionFile, FilesByPath, PackageIndex
+from twistedpypi.listing import SIGNATURE_SUFFIX, EarlyListing, link_roots
 from twistedpypi.memory import release_free_memory
 from twistedpypi.metadatastore import MetadataStore
-from twistedpypi.storage import SIGNATURE_SUFFIX, FileState, ScanResult, describe, scan, stat_file
+from twistedpypi.storage import FileState, ScanResult, describe, scan, stat_file
 
 try:
     from twisted.internet import inotify
@@ -124,6 +125,9 @@ class PackageWatcher(Service):
     @param describe_workers: at most how many worker processes help
         describe thousands of new files at once (see
         L{twistedpypi.describeworker}).
+    @param early_listing: the package directories' listing, being taken by
+        another process since before the server started: the first scan
+        uses it, then scans again once every directory is watched.
 
     @ivar ready: fires once the first full scan is in the index.
     """
@@ -138,15 +142,15 @@ class PackageWatcher(Service):
         cache_path: str | None = None,
         follow_symlinks: bool = False,
         describe_workers: int = 0,
+        early_listing: EarlyListing | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self._reactor = reactor
         self.index = index
         self.directories = [os.path.abspath(d) for d in directories]
-        # Links may lead anywhere under the roots: the package directories,
-        # or the whole file system when the administrator allows it.
-        self._roots = [os.sep] if follow_symlinks else [os.path.realpath(d) for d in self.directories]
+        self._roots = link_roots(self.directories, follow_symlinks)
+        self._early_listing = early_listing
         self._algorithms = hash_algorithms
         self._describe_workers = describe_workers
         self._use_inotify = use_inotify and inotify is not None
@@ -258,8 +262,9 @@ class PackageWatcher(Service):
         # old one holds no garbage (measured: none), only 50,000 objects to
         # walk for nothing.
         gc.disable()
+        unseen = False
         try:
-            await self._first_scan()
+            unseen = await self._first_scan()
         except Exception:
             # Requests wait for the first scan: they must not wait forever
             # on one that broke.  What is indexed is served, like files in
@@ -297,22 +302,40 @@ class PackageWatcher(Service):
         self.ready.callback(None)
         if not self.running:
             return
+        if unseen:
+            # Changes made between the listing and the watches came with no
+            # event: look now, and again once files written meanwhile have
+            # settled.
+            self._retry()
+            self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
         interval = RESCAN_INTERVAL if self._notifier is not None else POLL_INTERVAL
         # A failed rescan is logged and the next one comes as usual.
         self._loop = LoopingCall(self._rescan_logged)
         self._loop.clock = self._reactor
         self._loop.start(interval, now=False)
 
-    async def _first_scan(self) -> None:
+    async def _first_scan(self) -> bool:
+        """
+        Scan every directory into the index, and start watching them.
+
+        @return: whether changes may have come unseen since the listing.
+        """
         if self._use_inotify:
             self._start_notifier()
         if self._cache_path is not None:
             self._cached = await deferToThread(describecache.load, self._cache_path, self.index.metadata_store)
             self._cache_entries = len(self._cached)
-        found = await deferToThread(scan, self.directories, self._roots, self._cached)
+        early, self._early_listing = self._early_listing, None
+        found = await deferToThread(self._scan_first, early)
         self._watch_directories(found.directories)
         await self._apply(found, scope=None, settle=False)
         self._note_unreadable(found)
+        return early is not None
+
+    def _scan_first(self, early: EarlyListing | None) -> ScanResult:
+        """The first scan, in a thread: with the early listing if it came."""
+        listing = early.result() if early is not None else None
+        return scan(self.directories, self._roots, self._cached, listing)
 
     def rescan(self) -> Deferred[None]:
         """
