@@ -37,6 +37,28 @@ def test_hashes_and_metadata_are_computed_when_the_file_is_described(packages):
     assert dist.metadata_sha256 == hashlib.sha256(dist.metadata).hexdigest()
 
 
+@pytest.mark.parametrize("lean", [True, False], ids=["small", "large"])
+@pytest.mark.parametrize("change", ["grown", "rewritten", "gone"])
+def test_a_file_changed_since_the_scan_is_not_described_until_scanned_again(packages, monkeypatch, lean, change):
+    from twistedpypi import storage
+
+    if not lean:  # read as a stream, as files over the lean size are
+        monkeypatch.setattr(storage, "MAX_LEAN_SIZE", 10)
+    path = write(packages, wheel_bytes("demo", "1.0"))
+    state = scan([str(packages)]).files[path]
+    if change == "grown":
+        with open(path, "ab") as stream:
+            stream.write(b"more")
+    elif change == "rewritten":  # same size, later time
+        os.utime(path, ns=(state.mtime_ns + 10**9, state.mtime_ns + 10**9))
+    else:
+        os.remove(path)
+    assert describe(state, ("sha256",), False) is None
+    if change != "gone":
+        again = describe(scan([str(packages)]).files[path], ("sha256",), False)
+        assert again.sha256_digest == storage.hashlib.sha256(open(path, "rb").read()).digest()
+
+
 def test_a_change_invalidates_only_that_projects_pages(packages):
     write(packages, wheel_bytes("one", "1.0"))
     write(packages, wheel_bytes("two", "1.0"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import stat
 import sys
@@ -140,6 +141,21 @@ def open_regular_descriptor(path: str) -> tuple[int, os.stat_result]:
         raise
 
 
+def read_regular_file(path: str, limit: int) -> tuple[bytes, os.stat_result]:
+    """
+    Read up to C{limit} bytes of a small regular file in one call, and its
+    status after the read (so a file that changed meanwhile shows it).
+    Five system calls, where a file object takes nine.
+
+    @raise OSError: it is not a regular file, or cannot be read.
+    """
+    fd, _ = open_regular_descriptor(path)
+    try:
+        return os.read(fd, limit), os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
 def open_regular_file(path: str) -> BinaryIO:
     """
     L{open_regular_descriptor}, as a blocking binary file object.
@@ -176,6 +192,10 @@ def file_digests(path: str, algorithms: tuple[str, ...]) -> tuple[tuple[str, byt
         return _hash_stream(stream, algorithms)
 
 
+def _is_as_scanned(status: os.stat_result, state: FileState) -> bool:
+    return (status.st_size, status.st_mtime_ns) == (state.size, state.mtime_ns)
+
+
 def describe(
     state: FileState, algorithms: tuple[str, ...], signed: bool
 ) -> DistributionFile | None:
@@ -186,23 +206,22 @@ def describe(
         was still being written); it will be described again when it
         settles.
     """
-    # One open file for hashes and metadata, so both describe the same bytes
-    # even if the name is pointed elsewhere meanwhile.
+    # Hashes and metadata come from the same bytes, even if the name is
+    # pointed elsewhere meanwhile: one read of a small file, or one open
+    # file.
     try:
-        with open_regular_file(state.path) as stream:
-            if state.size <= MAX_LEAN_SIZE:
-                # One read for the hashes and the metadata of a small file.
-                content = stream.read(state.size + 1)
-                digests = _hash_bytes(content, algorithms)
-            else:
-                content = None
-                digests = _hash_stream(stream, algorithms)
-            status = os.fstat(stream.fileno())
-            if (status.st_size, status.st_mtime_ns) != (state.size, state.mtime_ns) or (
-                content is not None and len(content) != state.size
-            ):
+        if state.size <= MAX_LEAN_SIZE:
+            content, status = read_regular_file(state.path, state.size + 1)
+            if not _is_as_scanned(status, state) or len(content) != state.size:
                 return None
-            metadata = read_core_metadata(state.path, state.dist.kind, stream, content)
+            digests = _hash_bytes(content, algorithms)
+            metadata = read_core_metadata(state.path, state.dist.kind, io.BytesIO(content), content)
+        else:
+            with open_regular_file(state.path) as stream:
+                digests = _hash_stream(stream, algorithms)
+                if not _is_as_scanned(os.fstat(stream.fileno()), state):
+                    return None
+                metadata = read_core_metadata(state.path, state.dist.kind, stream)
     except OSError:
         return None
     directory, filename = split_path(state.path)
