@@ -9,26 +9,38 @@ import sys
 
 import pytest
 import pytest_twisted
+from twisted.internet.threads import deferToThread
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
 from twistedpypi import describeworker
 from twistedpypi.describeworker import DescribeWorker, shares
 from twistedpypi.index import PackageIndex
+from twistedpypi.listing import EarlyListing, link_roots
 from twistedpypi.metadatastore import MetadataStore
 from twistedpypi.storage import describe, scan
 from twistedpypi.watch import PackageWatcher
 
 
 @pytest.mark.parametrize("count, workers", [(0, 1), (500, 2), (4000, 1), (5000, 1), (20000, 1), (20000, 3), (100001, 3)])
-def test_shares_cover_every_file_once_in_order_and_only_worthwhile_workers_start(count, workers):
+@pytest.mark.parametrize("ready", [0, 1])
+def test_shares_cover_every_file_once_in_order_and_only_worthwhile_workers_start(count, workers, ready):
     states = list(range(count))
-    split = shares(states, workers)
+    split = shares(states, workers, ready)
     assert [s for share in split for s in share] == states
     assert 1 <= len(split) <= workers + 1
     mine, *theirs = split
-    for share in theirs:
+    for n, share in enumerate(theirs):
         assert len(share) >= describeworker.MIN_SHARE
-        assert len(mine) - len(share) in range(describeworker.START_COST - workers, describeworker.START_COST + workers + 1)
+        # A running worker takes as many files as this process; one to
+        # start, as many less as this process describes while it starts.
+        cost = 0 if n < ready else describeworker.START_COST
+        assert len(mine) - len(share) in range(cost - workers, cost + workers + 1)
+
+
+def test_a_running_worker_is_given_a_share_one_to_start_would_not_be_worth():
+    states = list(range(3 * describeworker.MIN_SHARE))
+    assert len(shares(states, 1)) == 1
+    assert [len(share) for share in shares(states, 1, ready=1)] == [len(states) // 2] * 2
 
 
 def fill(packages):
@@ -79,9 +91,11 @@ def test_a_worker_without_a_temporary_directory_gives_nothing(packages, monkeypa
     assert len(DescribeWorker.start(list(found.files.values()), ("sha256",), found.signed).results(None)) == 0
 
 
-async def index_with(packages, workers):
+async def index_with(packages, workers, early_listing=None):
     index = PackageIndex()
-    watcher = PackageWatcher(index, [str(packages)], use_inotify=False, describe_workers=workers)
+    watcher = PackageWatcher(
+        index, [str(packages)], use_inotify=False, describe_workers=workers, early_listing=early_listing
+    )
     watcher.startService()
     await watcher.ready
     await (watcher.stopService() or watcher.ready)
@@ -109,3 +123,59 @@ async def test_files_a_failed_worker_leaves_are_described_here(packages, small_s
     alone = await index_with(packages, 0)
     monkeypatch.setattr(sys, "executable", "/bin/false")
     assert await index_with(packages, 3) == alone
+
+
+def early_listing(packages):
+    return EarlyListing.start([str(packages)], link_roots([str(packages)], False))
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_listing_process_stands_by_as_the_first_worker(packages, small_shares, monkeypatch):
+    fill(packages)
+    alone = await index_with(packages, 0)
+    exits = []
+    describe = EarlyListing.describe
+
+    def describing(self, arguments):
+        process = describe(self, arguments)
+        exits.append(process.wait())
+        return process
+
+    monkeypatch.setattr(EarlyListing, "describe", describing)
+    assert await index_with(packages, 1, early_listing(packages)) == alone
+    assert exits == [0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_files_a_failed_listing_process_leaves_are_described_here(packages, small_shares, monkeypatch):
+    fill(packages)
+    alone = await index_with(packages, 0)
+    describe = EarlyListing.describe
+
+    def dying(self, arguments):
+        self._process.kill()
+        self._process.wait()
+        return describe(self, arguments)
+
+    monkeypatch.setattr(EarlyListing, "describe", dying)
+    assert await index_with(packages, 1, early_listing(packages)) == alone
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_listing_process_with_nothing_to_describe_ends(packages, small_shares):
+    write(packages, wheel_bytes("proj", "1.0"))
+    cache = str(packages.parent / "cache")
+    first = PackageWatcher(PackageIndex(), [str(packages)], use_inotify=False, cache_path=cache)
+    first.startService()
+    await first.ready
+    await first.stopService()
+    early = early_listing(packages)
+    process = early._process
+    watcher = PackageWatcher(
+        PackageIndex(), [str(packages)], use_inotify=False, cache_path=cache, early_listing=early
+    )
+    watcher.startService()
+    await watcher.ready
+    await watcher.stopService()
+    assert watcher.index.project("proj") is not None
+    assert await deferToThread(process.wait, 10) == 0

@@ -46,7 +46,9 @@ def test_another_process_lists_what_this_one_would(packages):
     directories = [str(packages)]
     roots = link_roots(directories, follow_symlinks=False)
 
-    listing = EarlyListing.start(directories, roots).result()
+    early = EarlyListing.start(directories, roots)
+    listing = early.result()
+    early.dismiss()
 
     assert listing is not None
     assert same(listing, list_tree(directories, roots))
@@ -77,16 +79,8 @@ async def wait_for(condition, timeout):
 async def test_the_first_scan_uses_the_early_listing_then_finds_what_came_after_it(packages):
     fill(packages)
     directories = [str(packages)]
-    listing = EarlyListing.start(directories, link_roots(directories, False)).result()
-    assert listing is not None
-
-    class Taken:
-        """An early listing that came before the file below."""
-
-        def result(self):
-            return listing
-
-    early = Taken()
+    early = EarlyListing.start(directories, link_roots(directories, False))
+    assert early.result() is not None  # taken
     # Copied in before the watcher starts watching, so with no event.
     late = write(packages, wheel_bytes("late", "1.0"))
     os.utime(late, (time.time() - 60, time.time() - 60))  # and settled

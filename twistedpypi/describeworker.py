@@ -15,7 +15,9 @@ on) is described by the server itself, so a worker that fails costs time,
 never a file.
 
 Blocking: used from the watcher's thread.  A worker runs as
-C{python -m twistedpypi.describeworker LIST CACHE ALGORITHM...}.
+C{python -m twistedpypi.describeworker LIST CACHE ALGORITHM...}; at
+start-up, the process that listed the package directories (see
+L{twistedpypi.listing}) stands by to be the first worker, already started.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Sequence
 from twistedpypi import describecache
 from twistedpypi.distfile import distribution_name
 from twistedpypi.index import FilesByPath
+from twistedpypi.listing import EarlyListing
 from twistedpypi.metadatastore import MetadataStore
 from twistedpypi.storage import FileState, describe
 
@@ -51,18 +54,22 @@ TIMEOUT = 600
 """Seconds a worker may take before it is killed (its files then described here)."""
 
 
-def shares(states: Sequence[FileState], workers: int) -> list[Sequence[FileState]]:
+def shares(states: Sequence[FileState], workers: int, ready: int = 0) -> list[Sequence[FileState]]:
     """
     Split C{states} into this process's share (first) and one share per
-    worker worth starting, at most C{workers}: this process's share is
-    L{START_COST} files larger than each worker's, and no worker's is
-    smaller than L{MIN_SHARE}.
+    worker worth starting, at most C{workers}, the first C{ready} of which
+    are already running: this process's share is as large as a running
+    worker's, L{START_COST} files larger than the share of a worker still to
+    start, and no worker's is smaller than L{MIN_SHARE}.
     """
     while workers > 0:
-        mine = (len(states) + workers * START_COST) // (workers + 1)
-        rest = len(states) - mine
-        if rest // workers >= MIN_SHARE:
-            cuts = [0, mine, *(mine + rest * n // workers for n in range(1, workers + 1))]
+        costs = [0] * min(ready, workers) + [START_COST] * (workers - min(ready, workers))
+        mine = (len(states) + sum(costs)) // (workers + 1)
+        if mine - max(costs) >= MIN_SHARE:
+            cuts = [0, mine]
+            for cost in costs:
+                cuts.append(cuts[-1] + mine - cost)
+            cuts[-1] = len(states)
             return [states[start:end] for start, end in zip(cuts, cuts[1:])]
         workers -= 1
     return [states]
@@ -81,16 +88,25 @@ class DescribeWorker:
 
     @classmethod
     def start(
-        cls, states: Sequence[FileState], algorithms: Sequence[str], signed: set[str] | frozenset[str]
+        cls,
+        states: Sequence[FileState],
+        algorithms: Sequence[str],
+        signed: set[str] | frozenset[str],
+        standby: EarlyListing | None = None,
     ) -> DescribeWorker:
         """
         Start a worker describing C{states} with C{algorithms}; C{signed}
         holds the paths with a detached signature beside them.  A worker
         that cannot start is one whose results are empty.
+
+        @param standby: the process that listed the package directories,
+            standing by: it is the worker, with no start to wait for.
         """
         try:
             directory = tempfile.mkdtemp(prefix="twistedpypi-describe-")
         except OSError:  # no writable temporary directory
+            if standby is not None:
+                standby.dismiss()
             return cls(None, None, None)
         list_path = os.path.join(directory, "files")
         cache_path = os.path.join(directory, "descriptions")
@@ -103,16 +119,22 @@ class DescribeWorker:
                     ],
                     stream,
                 )
-            # The worker imports this very twistedpypi, wherever it was found.
-            environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-            process = subprocess.Popen(
-                [sys.executable, "-m", __name__, list_path, cache_path, *algorithms],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=environment,
-            )
+            arguments = [list_path, cache_path, *algorithms]
+            if standby is None:
+                # The worker imports this very twistedpypi, wherever it was found.
+                environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+                process = subprocess.Popen(
+                    [sys.executable, "-m", __name__, *arguments],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    env=environment,
+                )
+            else:
+                process = standby.describe(arguments)
         except OSError:
             process = None
+            if standby is not None:
+                standby.dismiss()
         return cls(process, directory, cache_path)
 
     def results(self, store: MetadataStore | None) -> FilesByPath:

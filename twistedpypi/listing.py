@@ -6,9 +6,14 @@ With tens of thousands of files the listing is one C{stat} call a file,
 most of a restart's scan.  At start-up it can be taken by another process
 (L{EarlyListing}), started before the server imports its web stack, so
 that those calls run on a spare core while this one imports; the server
-collects the listing when its first scan begins.  That process runs as
-C{python -m twistedpypi.listing}, reads its directories from stdin, and
-writes the listing to stdout, both with C{marshal}.
+collects the listing when its first scan begins.  That process then stands
+by as a describe worker (L{twistedpypi.describeworker}) already started,
+for a first start that finds thousands of files to describe.
+
+It runs as C{python -m twistedpypi.listing}.  It reads its directories and
+link roots from stdin, writes the listing to stdout and closes it, then
+reads from stdin the arguments a describe worker is given, or the end of
+the input when there is nothing to describe; all with C{marshal}.
 
 Blocking: call L{list_tree} and L{EarlyListing.result} in a thread.  This
 module imports nothing of the server, so that the process starts fast.
@@ -117,11 +122,14 @@ def _list_entry(entry: os.DirEntry, roots: list[str], here: list, signed: set[st
 class EarlyListing:
     """
     A listing taken by another process: start it with L{EarlyListing.start}
-    as early as can be, collect it with L{result}.
+    as early as can be, collect it with L{result}, then give that process a
+    share of files to describe (L{describe}) or L{dismiss} it.
     """
 
     def __init__(self, process: subprocess.Popen | None) -> None:
         self._process = process
+        self._collected = False
+        self._listing: Listing | None = None
 
     @classmethod
     def start(cls, directories: list[str], roots: list[str]) -> EarlyListing:
@@ -138,38 +146,86 @@ class EarlyListing:
                 stdout=subprocess.PIPE,
                 env=environment,
             )
-            # A few paths: far less than a pipe holds, so this never waits.
-            process.stdin.write(marshal.dumps((directories, roots)))
-            process.stdin.close()
         except OSError:
             return cls(None)
-        return cls(process)
+        listing = cls(process)
+        try:
+            # A few paths: far less than a pipe holds, so this never waits.
+            process.stdin.write(marshal.dumps((directories, roots)))
+            process.stdin.flush()
+        except OSError:
+            listing.dismiss()
+        return listing
 
     def result(self) -> Listing | None:
         """
-        Wait for the listing.  L{None} if the process failed: the caller
-        then lists the directories itself.
+        Wait for the listing (the same one at every call).  L{None} if the
+        process failed (it is then dismissed): the caller lists the
+        directories itself.
+        """
+        if self._collected or self._process is None:
+            return self._listing
+        self._collected = True
+        with self._process.stdout:
+            data = self._process.stdout.read()
+        try:
+            self._listing = Listing(*marshal.loads(data))
+        except (EOFError, ValueError, TypeError):
+            self.dismiss()
+        return self._listing
+
+    def describe(self, arguments: list[str]) -> subprocess.Popen | None:
+        """
+        Have the process, done listing, run as a describe worker given
+        C{arguments}.
+
+        @return: the process, to wait for; L{None} if it is gone.
         """
         process, self._process = self._process, None
         if process is None:
             return None
-        with process.stdout:
-            data = process.stdout.read()
-        if process.wait() != 0:
-            return None
         try:
-            return Listing(*marshal.loads(data))
-        except (EOFError, ValueError, TypeError):
+            with process.stdin:
+                process.stdin.write(marshal.dumps(arguments))
+        except OSError:
+            process.wait()
             return None
+        return process
+
+    def dismiss(self) -> None:
+        """Tell the process there is nothing to describe, and reap it."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            process.stdin.close()
+        except OSError:  # it is gone already
+            pass
+        process.stdout.close()
+        process.wait()
 
 
 def main() -> None:
-    """List the directories named on stdin, to stdout."""
+    """
+    List the directories named on stdin, to stdout; then describe what the
+    server asks for, if anything.
+    """
     directories, roots = marshal.load(sys.stdin.buffer)
     listing = list_tree(directories, roots)
     sys.stdout.buffer.write(
         marshal.dumps((listing.files, listing.signed, listing.directories, listing.unreadable))
     )
+    sys.stdout.buffer.flush()
+    # The server reads the listing to its end: close the pipe.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    # Ready before the server decides.
+    from twistedpypi import describeworker
+
+    try:
+        arguments = marshal.load(sys.stdin.buffer)
+    except EOFError:  # nothing to describe
+        return
+    describeworker.main(arguments)
 
 
 if __name__ == "__main__":

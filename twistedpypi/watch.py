@@ -127,7 +127,8 @@ class PackageWatcher(Service):
         L{twistedpypi.describeworker}).
     @param early_listing: the package directories' listing, being taken by
         another process since before the server started: the first scan
-        uses it, then scans again once every directory is watched.
+        uses it, then scans again once every directory is watched.  That
+        process is the first describe worker of the first scan.
 
     @ivar ready: fires once the first full scan is in the index.
     """
@@ -325,16 +326,24 @@ class PackageWatcher(Service):
         if self._cache_path is not None:
             self._cached = await deferToThread(describecache.load, self._cache_path, self.index.metadata_store)
             self._cache_entries = len(self._cached)
-        early, self._early_listing = self._early_listing, None
+        early = self._early_listing
         found = await deferToThread(self._scan_first, early)
         self._watch_directories(found.directories)
-        await self._apply(found, scope=None, settle=False)
+        try:
+            await self._apply(found, scope=None, settle=False)
+        finally:
+            # Its process stood by to describe: done with, if not used.
+            self._early_listing = None
+            if early is not None:
+                deferToThread(early.dismiss)
         self._note_unreadable(found)
         return early is not None
 
     def _scan_first(self, early: EarlyListing | None) -> ScanResult:
         """The first scan, in a thread: with the early listing if it came."""
         listing = early.result() if early is not None else None
+        if listing is None:
+            self._early_listing = None  # its process failed
         return scan(self.directories, self._roots, self._cached, listing)
 
     def rescan(self) -> Deferred[None]:
@@ -712,8 +721,15 @@ class PackageWatcher(Service):
         is described here.  One that cannot be described (a bug met by a
         strange file) is reported, not allowed to sink the others.
         """
-        mine, *theirs = shares(states, self._describe_workers)
-        workers = [DescribeWorker.start(share, self._algorithms, signed) for share in theirs]
+        # The first scan's listing process stands by as a worker.
+        standby, self._early_listing = self._early_listing, None
+        mine, *theirs = shares(states, self._describe_workers, ready=0 if standby is None else 1)
+        workers = [
+            DescribeWorker.start(share, self._algorithms, signed, standby if n == 0 else None)
+            for n, share in enumerate(theirs)
+        ]
+        if standby is not None and not theirs:
+            standby.dismiss()
         store = self.index.metadata_store
         results: list[DistributionFile] = []
         failed: list[tuple[FileState, Failure]] = []
