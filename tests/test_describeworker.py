@@ -179,3 +179,22 @@ async def test_a_listing_process_with_nothing_to_describe_ends(packages, small_s
     await watcher.stopService()
     assert watcher.index.project("proj") is not None
     assert await deferToThread(process.wait, 10) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_listing_process_started_before_twistd_became_a_daemon_is_not_waited_for(
+    packages, small_shares, monkeypatch
+):
+    fill(packages)
+    alone = await index_with(packages, 0)
+    early = early_listing(packages)
+    process = early._process
+    given = []
+    monkeypatch.setattr(EarlyListing, "describe", lambda self, arguments: given.append(arguments))
+    # The daemon twistd forks into cannot wait for its parent's children.
+    pid = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: pid + 1)
+    assert await index_with(packages, 1, early) == alone
+    assert given == []
+    monkeypatch.undo()
+    assert await deferToThread(process.wait, 10) == 0

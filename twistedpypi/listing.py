@@ -128,6 +128,7 @@ class EarlyListing:
 
     def __init__(self, process: subprocess.Popen | None) -> None:
         self._process = process
+        self._parent = os.getpid()
         self._collected = False
         self._listing: Listing | None = None
 
@@ -173,6 +174,14 @@ class EarlyListing:
         except (EOFError, ValueError, TypeError):
             self.dismiss()
         return self._listing
+
+    def standing_by(self) -> bool:
+        """
+        Whether the process can be given files to describe: it listed, and
+        this process can wait for it (twistd forks when it becomes a daemon,
+        after the process was started).
+        """
+        return self._listing is not None and self._process is not None and os.getpid() == self._parent
 
     def describe(self, arguments: list[str]) -> subprocess.Popen | None:
         """

@@ -342,8 +342,6 @@ class PackageWatcher(Service):
     def _scan_first(self, early: EarlyListing | None) -> ScanResult:
         """The first scan, in a thread: with the early listing if it came."""
         listing = early.result() if early is not None else None
-        if listing is None:
-            self._early_listing = None  # its process failed
         return scan(self.directories, self._roots, self._cached, listing)
 
     def rescan(self) -> Deferred[None]:
@@ -723,6 +721,9 @@ class PackageWatcher(Service):
         """
         # The first scan's listing process stands by as a worker.
         standby, self._early_listing = self._early_listing, None
+        if standby is not None and not standby.standing_by():
+            standby.dismiss()
+            standby = None
         mine, *theirs = shares(states, self._describe_workers, ready=0 if standby is None else 1)
         workers = [
             DescribeWorker.start(share, self._algorithms, signed, standby if n == 0 else None)
