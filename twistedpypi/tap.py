@@ -354,6 +354,9 @@ def makeService(options: Options) -> service.IService:
     """
     Wire the index, the directory watcher and the web site together.
     """
+    from twistedpypi.memory import keep_large_blocks_apart
+
+    keep_large_blocks_apart()
     config = options.config()
     server_options = getattr(options, "parent", None)
     # Cores this process may use besides the one it runs on: each of the
