@@ -8,12 +8,13 @@ import os
 import sys
 import time
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
 from twistedpypi.index import PackageIndex
-from twistedpypi.listing import EarlyListing, link_roots, list_tree
+from twistedpypi.listing import PART_ENTRIES, EarlyListing, ListingLost, link_roots, list_tree
 from twistedpypi.watch import PackageWatcher
 
 
@@ -27,45 +28,66 @@ def fill(packages):
     (packages / "outside").symlink_to("/")
 
 
-def same(one, other):
-    return (
-        sorted((d, sorted(entries)) for d, entries in one.files),
-        one.signed,
-        sorted(one.directories),
-        one.unreadable,
-    ) == (
-        sorted((d, sorted(entries)) for d, entries in other.files),
-        other.signed,
-        sorted(other.directories),
-        other.unreadable,
-    )
+def taken(listing):
+    """Everything in C{listing}, its files consumed in parts."""
+    parts = list(listing.files)
+    files = sorted((d, entry) for d, entries in parts for entry in entries)
+    return files, listing.signed, sorted(listing.directories), listing.unreadable, parts
 
 
 def test_another_process_lists_what_this_one_would(packages):
     fill(packages)
+    many = packages / "many"  # more files than one part of a listing holds
+    many.mkdir()
+    for n in range(2 * PART_ENTRIES + 1):
+        (many / f"many-{n}.tar.gz").write_bytes(b"")
     directories = [str(packages)]
     roots = link_roots(directories, follow_symlinks=False)
 
     early = EarlyListing.start(directories, roots)
-    listing = early.result()
+    *there, parts = taken(early.result())
     early.dismiss()
 
-    assert listing is not None
-    assert same(listing, list_tree(directories, roots))
-    names = {name for _, entries in listing.files for name, _, _ in entries}
-    assert names == {"first-1.0-py3-none-any.whl", "first-1.1.tar.gz", "second-2.0-py3-none-any.whl"}
-    assert listing.signed == {str(packages / "first-1.1.tar.gz")}
+    *here, _ = taken(list_tree(directories, roots))
+    assert there == here
+    files, signed, _, _ = there
+    assert {name for _, (name, _, _) in files} - {f"many-{n}.tar.gz" for n in range(2 * PART_ENTRIES + 1)} == {
+        "first-1.0-py3-none-any.whl", "first-1.1.tar.gz", "second-2.0-py3-none-any.whl"
+    }
+    assert signed == {str(packages / "first-1.1.tar.gz")}
+    assert max(len(entries) for _, entries in parts) == PART_ENTRIES
 
 
 def test_a_listing_process_that_fails_gives_no_listing(packages, monkeypatch):
     fill(packages)
     monkeypatch.setattr(sys, "executable", "/bin/false")
-    assert EarlyListing.start([str(packages)], [str(packages)]).result() is None
+    with pytest.raises(ListingLost):
+        taken(EarlyListing.start([str(packages)], [str(packages)]).result())
 
 
 def test_a_listing_process_that_cannot_start_gives_no_listing(packages, monkeypatch):
     monkeypatch.setattr(sys, "executable", str(packages / "no-such-python"))
     assert EarlyListing.start([str(packages)], [str(packages)]).result() is None
+
+
+class ListedBefore:
+    """An early listing taken at once (before the test goes on), handed over later."""
+
+    def __init__(self, early):
+        self.early = early
+        listing = early.result()
+        self.parts = list(listing.files)
+        self.listing = listing
+
+    def result(self):
+        self.listing.files = iter(self.parts)
+        return self.listing
+
+    def standing_by(self):
+        return False
+
+    def dismiss(self):
+        self.early.dismiss()
 
 
 async def wait_for(condition, timeout):
@@ -79,8 +101,7 @@ async def wait_for(condition, timeout):
 async def test_the_first_scan_uses_the_early_listing_then_finds_what_came_after_it(packages):
     fill(packages)
     directories = [str(packages)]
-    early = EarlyListing.start(directories, link_roots(directories, False))
-    assert early.result() is not None  # taken
+    early = ListedBefore(EarlyListing.start(directories, link_roots(directories, False)))
     # Copied in before the watcher starts watching, so with no event.
     late = write(packages, wheel_bytes("late", "1.0"))
     os.utime(late, (time.time() - 60, time.time() - 60))  # and settled
@@ -104,5 +125,28 @@ async def test_a_failed_early_listing_is_replaced_by_a_scan_here(packages, monke
     try:
         await watcher.ready
         assert sorted(watcher.index.projects) == ["first", "second"]
+    finally:
+        await watcher.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_rescan_follows_an_early_listing_when_no_directory_changed_since(packages, monkeypatch):
+    fill(packages)
+    directories = [str(packages)]
+    long_ago = time.time() - 10
+    for directory in (packages, packages / "sub"):
+        os.utime(directory, (long_ago, long_ago))
+    rescans = []
+    rescan = PackageWatcher.rescan
+    monkeypatch.setattr(PackageWatcher, "rescan", lambda self: rescans.append(1) or rescan(self))
+    watcher = PackageWatcher(
+        PackageIndex(), directories, early_listing=EarlyListing.start(directories, link_roots(directories, False))
+    )
+    watcher.startService()
+    try:
+        await watcher.ready
+        await task.deferLater(reactor, 0.2)
+        assert sorted(watcher.index.projects) == ["first", "second"]
+        assert rescans == []
     finally:
         await watcher.stopService()

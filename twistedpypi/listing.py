@@ -13,9 +13,15 @@ for a first start that finds thousands of files to describe.
 It runs as C{python -m twistedpypi.listing}.  It reads its directories and
 link roots from stdin, writes the listing to stdout and closes it, then
 reads from stdin the arguments a describe worker is given, or the end of
-the input when there is nothing to describe; all with C{marshal}.
+the input when there is nothing to describe; all with C{marshal}.  The
+listing goes in parts of at most L{PART_ENTRIES} files, each after its
+length, and the server takes them in one by one: one block of several
+megabytes, once freed, would make the C allocator keep every later block
+under that size on its heap, and a whole listing held at once would leave
+it fragmented (measured: 9 and 10 MiB more resident memory after a start
+on 100,000 files).
 
-Blocking: call L{list_tree} and L{EarlyListing.result} in a thread.  This
+Blocking: consume listings, and call L{EarlyListing}'s methods, in a thread.  This
 module imports nothing of the server, so that the process starts fast.
 """
 
@@ -23,37 +29,52 @@ from __future__ import annotations
 
 import marshal
 import os
+import struct
 import subprocess
 import sys
+import time
+from typing import BinaryIO, Iterator
 
 SIGNATURE_SUFFIX = ".asc"
+
+PART_ENTRIES = 1000
+"""The most files in one part of a listing sent by another process."""
+
+_LENGTH = struct.Struct("<I")
 
 
 class Listing:
     """
-    What a walk of the package directories found.
+    What a walk of the package directories finds, as it finds it.
 
-    @ivar files: for each directory walked, the directory and its regular
-        files, as C{(name, size, mtime_ns)}.
+    @ivar files: the regular files, in parts: each a directory and some of
+        its files, as C{(name, size, mtime_ns)}.  An iterator, consumed
+        once as the walk goes on, so that a large directory is never held
+        whole (tens of megabytes of short-lived objects would leave the
+        heap fragmented).
     @ivar signed: paths of files that have a detached signature beside them.
     @ivar directories: every directory walked, the top ones included.
     @ivar unreadable: directories that could not be listed, with the
         reason: what is below them is unknown, not gone.
+
+    @ivar started_ns: when the walk began (C{time.time_ns()}).
+
+    C{signed}, C{directories} and C{unreadable} are complete once C{files}
+    has been consumed.
     """
 
-    __slots__ = ("files", "signed", "directories", "unreadable")
+    __slots__ = ("files", "signed", "directories", "unreadable", "started_ns")
 
-    def __init__(
-        self,
-        files: list[tuple[str, list[tuple[str, int, int]]]],
-        signed: set[str],
-        directories: list[str],
-        unreadable: dict[str, str],
-    ) -> None:
-        self.files = files
-        self.signed = signed
-        self.directories = directories
-        self.unreadable = unreadable
+    def __init__(self) -> None:
+        self.files: Iterator[tuple[str, list[tuple[str, int, int]]]] = iter(())
+        self.signed: set[str] = set()
+        self.directories: list[str] = []
+        self.unreadable: dict[str, str] = {}
+        self.started_ns = time.time_ns()
+
+
+class ListingLost(Exception):
+    """The process taking a listing failed before it had sent it all."""
 
 
 def link_roots(directories: list[str], follow_symlinks: bool) -> list[str]:
@@ -72,14 +93,17 @@ def inside(path: str, roots: list[str]) -> bool:
 
 def list_tree(directories: list[str], roots: list[str]) -> Listing:
     """
-    Walk C{directories} recursively.  Hidden files and directories are
-    skipped, and so are symbolic links that lead outside C{roots}; links to
-    directories are never walked.
+    Walk C{directories} recursively, as the listing's C{files} are
+    consumed.  Hidden files and directories are skipped, and so are
+    symbolic links that lead outside C{roots}; links to directories are
+    never walked.
     """
-    files: list[tuple[str, list[tuple[str, int, int]]]] = []
-    signed: set[str] = set()
-    walked: list[str] = []
-    unreadable: dict[str, str] = {}
+    listing = Listing()
+    listing.files = _walk(directories, roots, listing)
+    return listing
+
+
+def _walk(directories: list[str], roots: list[str], listing: Listing) -> Iterator[tuple[str, list]]:
     pending = list(directories)
     while pending:
         directory = pending.pop()
@@ -87,13 +111,16 @@ def list_tree(directories: list[str], roots: list[str]) -> Listing:
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    _list_entry(entry, roots, here, signed, pending)
+                    _list_entry(entry, roots, here, listing.signed, pending)
+                    if len(here) == PART_ENTRIES:
+                        yield directory, here
+                        here = []
         except OSError as error:
-            unreadable[directory] = error.strerror or str(error)
+            listing.unreadable[directory] = error.strerror or str(error)
             continue
-        files.append((directory, here))
-        walked.append(directory)
-    return Listing(files, signed, walked, unreadable)
+        if here:
+            yield directory, here
+        listing.directories.append(directory)
 
 
 def _list_entry(entry: os.DirEntry, roots: list[str], here: list, signed: set[str], pending: list[str]) -> None:
@@ -129,8 +156,8 @@ class EarlyListing:
     def __init__(self, process: subprocess.Popen | None) -> None:
         self._process = process
         self._parent = os.getpid()
-        self._collected = False
-        self._listing: Listing | None = None
+        self._reading = False
+        self._listed = False
 
     @classmethod
     def start(cls, directories: list[str], roots: list[str]) -> EarlyListing:
@@ -160,20 +187,35 @@ class EarlyListing:
 
     def result(self) -> Listing | None:
         """
-        Wait for the listing (the same one at every call).  L{None} if the
-        process failed (it is then dismissed): the caller lists the
-        directories itself.
+        The listing, read from the process as its C{files} are consumed
+        (which raises L{ListingLost} if the process failed part way; it is
+        then dismissed).  L{None} if the process could not start, or at a
+        second call: the caller lists the directories itself.
         """
-        if self._collected or self._process is None:
-            return self._listing
-        self._collected = True
-        with self._process.stdout:
-            data = self._process.stdout.read()
+        if self._reading or self._process is None:
+            return None
+        self._reading = True
+        listing = Listing()
+        listing.files = self._read(listing)
+        return listing
+
+    def _read(self, listing: Listing) -> Iterator[tuple[str, list]]:
+        """Read a listing written by L{_write_listing} into C{listing}."""
         try:
-            self._listing = Listing(*marshal.loads(data))
-        except (EOFError, ValueError, TypeError):
+            with self._process.stdout as stream:
+                while True:
+                    header = stream.read(_LENGTH.size)
+                    if len(header) != _LENGTH.size:
+                        raise ListingLost("the listing was cut short")
+                    directory, body = marshal.loads(stream.read(_LENGTH.unpack(header)[0]))
+                    if directory is None:
+                        listing.signed, listing.directories, listing.unreadable, listing.started_ns = body
+                        break
+                    yield directory, body
+        except (EOFError, ValueError, TypeError, OSError) as error:
             self.dismiss()
-        return self._listing
+            raise ListingLost(str(error)) from error
+        self._listed = True
 
     def standing_by(self) -> bool:
         """
@@ -181,7 +223,7 @@ class EarlyListing:
         this process can wait for it (twistd forks when it becomes a daemon,
         after the process was started).
         """
-        return self._listing is not None and self._process is not None and os.getpid() == self._parent
+        return self._listed and self._process is not None and os.getpid() == self._parent
 
     def describe(self, arguments: list[str]) -> subprocess.Popen | None:
         """
@@ -214,16 +256,27 @@ class EarlyListing:
         process.wait()
 
 
+def _write_listing(listing: Listing, stream: BinaryIO) -> None:
+    """
+    Write C{listing} in parts (see the module's docstring), once it is
+    complete: the server reads it only when its first scan begins, and a
+    pipe holds far less.
+    """
+    parts = list(listing.files)
+    # The last part has no directory: the rest of the listing.
+    parts.append((None, (listing.signed, listing.directories, listing.unreadable, listing.started_ns)))
+    for part in parts:
+        data = marshal.dumps(part)
+        stream.write(_LENGTH.pack(len(data)) + data)
+
+
 def main() -> None:
     """
     List the directories named on stdin, to stdout; then describe what the
     server asks for, if anything.
     """
     directories, roots = marshal.load(sys.stdin.buffer)
-    listing = list_tree(directories, roots)
-    sys.stdout.buffer.write(
-        marshal.dumps((listing.files, listing.signed, listing.directories, listing.unreadable))
-    )
+    _write_listing(list_tree(directories, roots), sys.stdout.buffer)
     sys.stdout.buffer.flush()
     # The server reads the listing to its end: close the pipe.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

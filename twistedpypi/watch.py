@@ -31,7 +31,7 @@ from twisted.python.filepath import FilePath
 from twistedpypi import describecache
 from twistedpypi.describeworker import DescribeWorker, shares
 from twistedpypi.index import DistributionFile, FilesByPath, PackageIndex
-from twistedpypi.listing import SIGNATURE_SUFFIX, EarlyListing, link_roots
+from twistedpypi.listing import SIGNATURE_SUFFIX, EarlyListing, ListingLost, link_roots
 from twistedpypi.memory import release_free_memory
 from twistedpypi.metadatastore import MetadataStore
 from twistedpypi.storage import FileState, ScanResult, describe, scan, stat_file
@@ -304,9 +304,7 @@ class PackageWatcher(Service):
         if not self.running:
             return
         if unseen:
-            # Changes made between the listing and the watches came with no
-            # event: look now, and again once files written meanwhile have
-            # settled.
+            # Look now, and again once files written meanwhile have settled.
             self._retry()
             self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
         interval = RESCAN_INTERVAL if self._notifier is not None else POLL_INTERVAL
@@ -319,7 +317,10 @@ class PackageWatcher(Service):
         """
         Scan every directory into the index, and start watching them.
 
-        @return: whether changes may have come unseen since the listing.
+        @return: whether changes may have come unseen: a directory changed
+            between the early listing and the watches.  (A file rewritten
+            in place meanwhile leaves its directory as it was: the
+            safety-net rescans find it.)
         """
         if self._use_inotify:
             self._start_notifier()
@@ -327,7 +328,7 @@ class PackageWatcher(Service):
             self._cached = await deferToThread(describecache.load, self._cache_path, self.index.metadata_store)
             self._cache_entries = len(self._cached)
         early = self._early_listing
-        found = await deferToThread(self._scan_first, early)
+        found, listed_ns = await deferToThread(self._scan_first, early)
         self._watch_directories(found.directories)
         try:
             await self._apply(found, scope=None, settle=False)
@@ -337,12 +338,23 @@ class PackageWatcher(Service):
             if early is not None:
                 deferToThread(early.dismiss)
         self._note_unreadable(found)
-        return early is not None
+        if listed_ns is None:
+            return False
+        return await deferToThread(_changed_since, found.directories, listed_ns)
 
-    def _scan_first(self, early: EarlyListing | None) -> ScanResult:
-        """The first scan, in a thread: with the early listing if it came."""
+    def _scan_first(self, early: EarlyListing | None) -> tuple[ScanResult, int | None]:
+        """
+        The first scan, in a thread: with the early listing if it comes.
+
+        @return: what it found, and when the early listing began if it came.
+        """
         listing = early.result() if early is not None else None
-        return scan(self.directories, self._roots, self._cached, listing)
+        if listing is not None:
+            try:
+                return scan(self.directories, self._roots, self._cached, listing), listing.started_ns
+            except ListingLost:
+                pass  # its process failed: list here
+        return scan(self.directories, self._roots, self._cached), None
 
     def rescan(self) -> Deferred[None]:
         """
@@ -778,6 +790,21 @@ class PackageWatcher(Service):
                     store = None
             results.append(dist)
         return store
+
+
+def _changed_since(directories: Iterable[str], since_ns: int) -> bool:
+    """
+    Whether any of C{directories} may have had an entry added, removed or
+    renamed since C{since_ns}, or is gone.  A directory's time is that of a
+    clock tick: it is given a second's margin.
+    """
+    for directory in directories:
+        try:
+            if os.stat(directory).st_mtime_ns >= since_ns - 1_000_000_000:
+                return True
+        except OSError:
+            return True
+    return False
 
 
 def _describes(dist: DistributionFile, state: FileState) -> bool:
