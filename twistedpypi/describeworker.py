@@ -33,7 +33,7 @@ from typing import Sequence
 from twistedpypi import describecache
 from twistedpypi.distfile import distribution_name
 from twistedpypi.index import FilesByPath
-from twistedpypi.listing import EarlyListing
+from twistedpypi.listing import EarlyListing, start_module
 from twistedpypi.metadatastore import MetadataStore
 from twistedpypi.storage import FileState, describe
 
@@ -121,14 +121,7 @@ class DescribeWorker:
                 )
             arguments = [list_path, cache_path, *algorithms]
             if standby is None:
-                # The worker imports this very twistedpypi, wherever it was found.
-                environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-                process = subprocess.Popen(
-                    [sys.executable, "-m", __name__, *arguments],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    env=environment,
-                )
+                process = start_module(__name__, arguments, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
             else:
                 process = standby.describe(arguments)
         except OSError:

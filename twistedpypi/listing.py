@@ -73,6 +73,19 @@ class Listing:
         self.started_ns = time.time_ns()
 
 
+def start_module(module: str, arguments: list[str], **options) -> subprocess.Popen:
+    """
+    Start C{python -m module arguments} with this interpreter, the way the
+    server's helper processes (this listing, the describe workers) run.  It
+    imports this very twistedpypi, wherever it was found.
+
+    @param options: for L{subprocess.Popen}.
+    @raise OSError: it cannot start.
+    """
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    return subprocess.Popen([sys.executable, "-m", module, *arguments], env=environment, **options)
+
+
 class ListingLost(Exception):
     """The process taking a listing failed before it had sent it all."""
 
@@ -165,15 +178,8 @@ class EarlyListing:
         Start listing C{directories} (see L{list_tree}) in another process.
         One that cannot start gives no result.
         """
-        # It imports this very twistedpypi, wherever it was found.
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", __name__],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=environment,
-            )
+            process = start_module(__name__, [], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError:
             return cls(None)
         listing = cls(process)
