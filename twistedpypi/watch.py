@@ -304,9 +304,7 @@ class PackageWatcher(Service):
         if not self.running:
             return
         if unseen:
-            # Look now, and again once files written meanwhile have settled.
-            self._retry()
-            self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
+            self._look_again()
         interval = RESCAN_INTERVAL if self._notifier is not None else POLL_INTERVAL
         # A failed rescan is logged and the next one comes as usual.
         self._loop = LoopingCall(self._rescan_logged)
@@ -420,6 +418,11 @@ class PackageWatcher(Service):
             self._retry_call = self._reactor.callLater(RETRY_INTERVAL, self._retry)
         return bool(recovered)
 
+    def _look_again(self) -> None:
+        """Scan everything now, and again once files written meanwhile have settled."""
+        self._retry()
+        self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
+
     def _retry(self) -> None:
         if self.running:
             self._rescan_logged()
@@ -460,10 +463,8 @@ class PackageWatcher(Service):
             return
         log.warn("inotify stopped (a watched directory was deleted); watching the package directories again")
         self._start_notifier()
-        # Events may have been missed: look at everything now, and again
-        # once files written meanwhile have settled.
-        self._retry()
-        self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
+        # Events may have been missed.
+        self._look_again()
 
     def _events_lost(self) -> None:
         if not self.running:
@@ -472,9 +473,7 @@ class PackageWatcher(Service):
             "inotify's event queue overflowed and events were lost; scanning the package directories"
             " now (raising fs.inotify.max_queued_events makes this rarer)"
         )
-        # Now, and again once files written meanwhile have settled.
-        self._retry()
-        self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
+        self._look_again()
 
     def _watch_directories(self, directories: Iterable[str]) -> None:
         if self._notifier is None:
