@@ -730,18 +730,16 @@ class PackageWatcher(Service):
         is described here.  One that cannot be described (a bug met by a
         strange file) is reported, not allowed to sink the others.
         """
-        # The first scan's listing process stands by as a worker.
+        # The first scan's listing process stands by as a worker (the first
+        # scan dismisses it, in another thread, if it is given nothing).
         standby, self._early_listing = self._early_listing, None
         if standby is not None and not standby.standing_by():
-            standby.dismiss()
             standby = None
         mine, *theirs = shares(states, self._describe_workers, ready=0 if standby is None else 1)
         workers = [
             DescribeWorker.start(share, self._algorithms, signed, standby if n == 0 else None)
             for n, share in enumerate(theirs)
         ]
-        if standby is not None and not theirs:
-            standby.dismiss()
         store = self.index.metadata_store
         results: list[DistributionFile] = []
         failed: list[tuple[FileState, Failure]] = []
