@@ -25,6 +25,7 @@ from twistedpypi.index import PackageIndex, Page
 from twistedpypi.render import HTML, packages_listing_html
 from twistedpypi.storage import SIGNATURE_SUFFIX, open_regular_descriptor, open_regular_file
 from twistedpypi.web.respond import error_page, not_modified, send_page
+from twistedpypi.web.sendfile import SendfileProducer, sendfile_producer
 
 METADATA_SUFFIX = ".metadata"
 
@@ -315,13 +316,25 @@ class DistributionFileResource(static.File):
     # the ETag, Cache-Control and If-None-Match above.
     render_HEAD = render_GET
 
-    def makeProducer(self, request: Request, fileForReading: BinaryIO) -> static.StaticProducer:
+    def makeProducer(self, request: Request, fileForReading: BinaryIO) -> static.StaticProducer | SendfileProducer:
+        """
+        static.File's producer for the request, or, for the whole file or a
+        single range of it, one sending it with sendfile where that can be.
+        """
         if request.getHeader(b"range") is not None and not self._if_range_holds(request):
             # As static.File answers a request without a Range.
             self._setContentHeaders(request)
             request.setResponseCode(http.OK)
-            return static.NoRangeStaticProducer(request, fileForReading)
-        return super().makeProducer(request, fileForReading)
+            producer = static.NoRangeStaticProducer(request, fileForReading)
+        else:
+            producer = super().makeProducer(request, fileForReading)
+        if type(producer) is static.NoRangeStaticProducer:
+            span = (0, self.getFileSize())
+        elif type(producer) is static.SingleRangeStaticProducer:
+            span = (producer.offset, producer.size)
+        else:
+            return producer
+        return sendfile_producer(request, fileForReading, *span) or producer
 
     def _if_range_holds(self, request: Request) -> bool:
         """
