@@ -33,10 +33,12 @@ _SAFE_FILENAME = re.compile(r"^[A-Za-z0-9._+!-]+$", re.ASCII)
 """Every character a valid distribution file name needs, and no others."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class DistributionName:
     """
-    What a distribution's file name says about it.
+    What a distribution's file name says about it.  Never changed once
+    made, but not frozen: a frozen dataclass takes three times longer to
+    make, and every file has one (made again for each on a restart).
 
     @ivar project: the PEP 503 normalised project name.
     @ivar version: the version exactly as written in the file name.

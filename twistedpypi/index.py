@@ -389,13 +389,14 @@ class PackageIndex:
             if old is not None:
                 self._unlink(old)
                 touched.add(old.project)
+        add = self.files_by_path.add
         for dist in added:
-            old = self.files_by_path.add(dist)
+            old = add(dist)
             if old is None:
                 self._link(dist)
             else:
                 self._replace(old, dist)
-            touched.add(dist.project)
+            touched.add(dist.dist.project)
         if not touched:
             return
         for name in touched:
@@ -427,9 +428,10 @@ class PackageIndex:
     def _serve(self, dist: DistributionFile) -> None:
         self.files_by_name[dist.filename] = dist
         self.total_size += dist.size
-        project = self.projects.get(dist.project)
+        name = dist.dist.project
+        project = self.projects.get(name)
         if project is None:
-            project = self.projects[dist.project] = Project(dist.project)
+            project = self.projects[name] = Project(name)
         project.files[dist.filename] = dist
 
     def _replace(self, old: DistributionFile, new: DistributionFile) -> None:
