@@ -5,10 +5,11 @@ shorter than announced, and the cases left to Twisted's static producers.
 """
 
 import os
+import socket
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor, task
+from twisted.internet import defer, protocol, reactor, task, threads
 from twisted.web.client import Agent, ResponseFailed, ResponseNeverReceived, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
@@ -95,6 +96,37 @@ async def test_small_files_small_ranges_and_several_ranges_are_left_to_twisted(b
     assert response.code == 206
     assert data[:100000] in body and data[200000:300000] in body
     assert sends == []
+
+
+def exchange(port: int, requests: bytes) -> bytes:
+    """Send C{requests} at once on one connection; everything read until it closes."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.sendall(requests)
+        received = bytearray()
+        while chunk := connection.recv(1 << 20):
+            received += chunk
+    return bytes(received)
+
+
+@pytest_twisted.ensureDeferred
+async def test_pipelined_requests_are_answered_in_order_after_a_sendfile_body(big, loopback):
+    site = loopback(big)
+    data = (big / NAME).read_bytes()
+    get = b"GET /packages/" + NAME.encode() + b" HTTP/1.1\r\nHost: test\r\n"
+    requests = get + b"\r\n" + get + b"Range: bytes=100-199\r\n\r\n" + get + b"Connection: close\r\n\r\n"
+    received = await threads.deferToThread(exchange, site.port.getHost().port, requests)
+    bodies = []
+    for _ in range(3):
+        head, received = received.split(b"\r\n\r\n", 1)
+        length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")).split(b":")[1])
+        bodies.append((head.split(b"\r\n")[0], received[:length]))
+        received = received[length:]
+    assert bodies == [
+        (b"HTTP/1.1 200 OK", data),
+        (b"HTTP/1.1 206 Partial Content", data[100:200]),
+        (b"HTTP/1.1 200 OK", data),
+    ]
+    assert received == b""
 
 
 class StalledClient(protocol.Protocol):
