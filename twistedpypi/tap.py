@@ -354,9 +354,13 @@ def makeService(options: Options) -> service.IService:
     """
     Wire the index, the directory watcher and the web site together.
     """
+    from twisted.internet import reactor
+
     from twistedpypi.memory import keep_large_blocks_apart
+    from twistedpypi.openfiles import raise_open_file_limit
 
     keep_large_blocks_apart()
+    raise_open_file_limit(reactor)
     config = options.config()
     server_options = getattr(options, "parent", None)
     # Cores this process may use besides the one it runs on: each of the
