@@ -4,12 +4,14 @@ real loopback connection, clients that stop reading or go away, files
 shorter than announced, and the cases left to Twisted's static producers.
 """
 
+import errno
 import os
 import socket
 
 import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol, reactor, task, threads
+from twisted.logger import globalLogPublisher
 from twisted.web.client import Agent, ResponseFailed, ResponseNeverReceived, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
@@ -157,6 +159,34 @@ async def test_a_client_that_stops_reading_then_goes_away_leaves_nothing_open(bi
     await client.closed
     assert await eventually(lambda: open_descriptors() == before)
     assert sum(sends) == sent < SIZE
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_download_with_no_descriptor_left_fails_alone(big, loopback, monkeypatch):
+    site = loopback(big)
+    before = open_descriptors()
+
+    def exhausted(fd):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    failures = []
+
+    def observe(event):
+        if "log_failure" in event or event.get("isError"):  # twisted.logger's, or twisted.python.log's
+            failures.append(event)
+
+    monkeypatch.setattr(os, "dup", exhausted)
+    globalLogPublisher.addObserver(observe)
+    try:
+        with pytest.raises(ResponseFailed):
+            await site.get("/packages/" + NAME)
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        monkeypatch.undo()
+    assert failures == []  # nothing left for the reactor to log as unhandled
+    assert await eventually(lambda: open_descriptors() == before)
+    response, body = await site.get("/packages/" + NAME)
+    assert (response.code, len(body)) == (200, SIZE)
 
 
 class ShortFile(Resource):

@@ -107,7 +107,11 @@ class SendfileProducer:
         if self._file is None:
             return
         if self._socket is None:
-            self._socket = os.dup(self._request.transport.fileno())
+            try:
+                self._socket = os.dup(self._request.transport.fileno())
+            except OSError:  # out of descriptors: this download fails, not the server
+                self._abort()
+                return
         self.doWrite()
 
     def stopProducing(self) -> None:
