@@ -18,7 +18,8 @@ def test_defaults_are_pypiservers(tmp_path, monkeypatch):
     config = options.config()
     assert config.directories == [str(tmp_path / "packages")]
     assert os.path.isdir(tmp_path / "packages")
-    assert options["endpoint"] == "tcp:8080:interface=0.0.0.0"
+    assert options["endpoint"] == "tcp:8080:interface=0.0.0.0:backlog=511"
+    assert options["address"] == ("0.0.0.0", 8080)
     assert config.authenticate == frozenset({"update"})
     assert config.passwords is None
     assert config.fallback_url == "https://pypi.org/simple/"
@@ -34,7 +35,8 @@ def test_pypiserver_command_line_is_understood(tmp_path):
         "--hash-algo", "md5", str(tmp_path / "a"), str(tmp_path / "b"),
     )
     config = options.config()
-    assert options["endpoint"] == "tcp:9000:interface=127.0.0.1"
+    assert options["endpoint"] == "tcp:9000:interface=127.0.0.1:backlog=511"
+    assert options["address"] == ("127.0.0.1", 9000)
     assert config.directories == [str(tmp_path / "a"), str(tmp_path / "b")]
     assert config.authenticate == frozenset({"update", "download"})
     assert config.overwrite
@@ -46,6 +48,7 @@ def test_pypiserver_command_line_is_understood(tmp_path):
 def test_endpoint_strings_and_open_servers(tmp_path):
     options = parse("-p", "tcp:0:interface=127.0.0.1", "-P", ".", "-a", ".", "--disable-fallback", str(tmp_path))
     assert options["endpoint"] == "tcp:0:interface=127.0.0.1"
+    assert options["address"] is None  # an endpoint string is listened on as it says
     assert options.config().authenticate == frozenset()
     assert options.config().fallback_url is None
 

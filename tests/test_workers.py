@@ -4,6 +4,7 @@
 
 import os
 import shutil
+import socket
 import time
 import urllib.request
 
@@ -58,3 +59,56 @@ def test_workers_share_the_port_and_all_see_new_files(packages, start_server, tm
     while os.path.exists(f"/proc/{worker}") and open(f"/proc/{worker}/stat").read().split()[2] != "Z":
         assert time.monotonic() < deadline, "the worker outlived the server"
         time.sleep(0.1)
+
+
+def listening_sockets(port: int) -> set[str]:
+    """The inodes of the sockets listening on C{port}."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return found
+
+
+def sockets_of(pid: int) -> set[str]:
+    """The inodes of the sockets process C{pid} holds open."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[len("socket:["):-1])
+    return found
+
+
+def test_each_worker_has_its_own_socket_and_a_burst_of_connections_reaches_all(packages, start_server):
+    write(packages, wheel_bytes("demo", "1.0"))
+    server = start_server("-P", ".", "-a", ".", "--disable-fallback", "--workers", "2", str(packages))
+    deadline = time.monotonic() + 20
+    while len(listening_sockets(server.port)) < 2:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+    (worker,) = children_of(server.process.pid)
+    first, second = sockets_of(server.process.pid), sockets_of(worker)
+    listening = listening_sockets(server.port)
+    assert len(listening & first) == len(listening & second) == 1
+    assert not listening & first & second
+
+    # 32 connections at once, as wrk or a CI farm opens them: each process
+    # gets some, not whichever woke first all of them.
+    connections = [socket.create_connection(("127.0.0.1", server.port), timeout=20) for _ in range(32)]
+    try:
+        for connection in connections:
+            connection.sendall(b"GET /simple/ HTTP/1.1\r\nHost: test\r\n\r\n")
+        for connection in connections:
+            assert connection.recv(12) == b"HTTP/1.1 200"
+        held = [len(sockets_of(pid) - listening) - len(before - listening)
+                for pid, before in ((server.process.pid, first), (worker, second))]
+        assert sum(held) == 32 and min(held) > 0, held
+    finally:
+        for connection in connections:
+            connection.close()

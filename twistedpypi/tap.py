@@ -16,7 +16,7 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
-from twistedpypi.config import ACTIONS, DEFAULT_FALLBACK_URL, FALLBACK_MODES, Config
+from twistedpypi.config import ACTIONS, DEFAULT_FALLBACK_URL, FALLBACK_MODES, LISTEN_BACKLOG, Config
 
 log = Logger()
 
@@ -168,11 +168,15 @@ class Options(usage.Options):
 
     def _check_port(self) -> None:
         port = self["port"]
+        # The address a number and -i name, so that --workers can give each
+        # process a socket of its own (see ListeningService).
+        self["address"] = None
         if port.isdigit():
             if not 0 <= int(port) <= 65535:
                 raise usage.UsageError(f"--port {port} is not a port number (0-65535)")
             interface = self["interface"].replace(":", "\\:")
-            self["endpoint"] = f"tcp:{port}:interface={interface}"
+            self["endpoint"] = f"tcp:{port}:interface={interface}:backlog={LISTEN_BACKLOG}"
+            self["address"] = (self["interface"], int(port))
             return
         from twisted.internet import endpoints, reactor
 
@@ -412,6 +416,7 @@ def makeService(options: Options) -> service.IService:
     ListeningService(
         options["endpoint"],
         site,
+        address=options["address"],
         inherited_fd=options["inherit-fd"],
         workers=options["workers"],
         # The same command line: with --inherit-fd, a worker starts no workers.
