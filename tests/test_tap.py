@@ -101,3 +101,21 @@ def test_file_cache_takes_a_size_or_zero_for_none(tmp_path):
     assert parse("--file-cache", "0", str(tmp_path)).config().file_cache_size == 0
     with pytest.raises(usage.UsageError, match="not a size"):
         parse("--file-cache", "lots", str(tmp_path))
+
+
+def test_options_may_follow_the_directories_as_pypiserver_takes_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    options = parse(
+        "run", str(tmp_path / "a"), "-p", "9000", "--workers", "2", str(tmp_path / "b"), "-o", "--hash-algo=md5"
+    )
+    assert options.config().directories == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert (options["workers"], options["address"], options["hash-algo"]) == (2, ("0.0.0.0", 9000), "md5")
+    assert options.config().overwrite
+    assert sorted(os.listdir(tmp_path)) == ["a", "b"]  # no directory named after an option
+
+
+def test_a_double_dash_ends_the_options(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    options = parse("-p", "9000", "--", "-odd")
+    assert options.config().directories == [str(tmp_path / "-odd")]
+    assert not options.config().overwrite

@@ -7,6 +7,7 @@ word.
 
 from __future__ import annotations
 
+import getopt
 import hashlib
 import os
 import sys
@@ -98,7 +99,26 @@ class Options(usage.Options):
         if options[:1] == ["run"]:
             options = options[1:]
         self["arguments"] = list(options)
-        super().parseOptions(options)
+        super().parseOptions(self._options_first(options))
+
+    def _options_first(self, arguments: list[str]) -> list[str]:
+        """
+        C{arguments} with every option before the directories, as
+        pypiserver's argparse takes them (C{pypi-server run ~/packages
+        -p 8080}): Twisted's parser stops at the first directory, and would
+        take the options after it for more directories.  A C{--} still ends
+        the options.
+        """
+        try:
+            options, directories = getopt.gnu_getopt(arguments, self.shortOpt, self.longOpt)
+        except getopt.GetoptError as error:
+            raise usage.UsageError(str(error)) from None
+        takes_value = {f"--{name[:-1]}" for name in self.longOpt if name.endswith("=")}
+        takes_value |= {f"-{letter}" for letter, colon in zip(self.shortOpt, self.shortOpt[1:] + " ") if colon == ":"}
+        ordered = []
+        for name, value in options:
+            ordered += [name, value] if name in takes_value else [name]
+        return [*ordered, "--", *directories]
 
     def parseArgs(self, *directories: str) -> None:
         self["directories"] = list(directories) or [DEFAULT_DIRECTORY]
