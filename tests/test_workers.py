@@ -5,10 +5,14 @@
 import os
 import shutil
 import socket
+import subprocess
 import time
 import urllib.request
 
+import pytest
+
 from tests.distributions import wheel_bytes, write
+from tests.server import REPO, twistd
 
 
 def children_of(pid: int) -> list[int]:
@@ -112,3 +116,30 @@ def test_each_worker_has_its_own_socket_and_a_burst_of_connections_reaches_all(p
     finally:
         for connection in connections:
             connection.close()
+
+
+def test_a_second_server_with_workers_finds_the_port_in_use(packages, start_server, tmp_path):
+    arguments = ["-P", ".", "-a", ".", "--disable-fallback", "--workers", "2", str(packages)]
+    first = start_server(*arguments)
+    command = [twistd(), "-n", "--pidfile=", "pypi", "-p", str(first.port), "-i", "127.0.0.1", *arguments]
+    environment = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(tmp_path / "second"))
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=REPO, env=environment)
+    assert "Address already in use" in second.stdout + second.stderr
+    held = sockets_of(first.process.pid).union(*(sockets_of(child) for child in children_of(first.process.pid)))
+    assert listening_sockets(first.port) <= held  # nobody else joined the port
+
+
+def test_workers_end_with_the_first_process_however_it_ends(packages, start_server):
+    server = start_server("-P", ".", "-a", ".", "--disable-fallback", "--workers", "2", str(packages))
+    deadline = time.monotonic() + 20
+    while len(listening_sockets(server.port)) < 2:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+    (worker,) = children_of(server.process.pid)
+    server.process.kill()  # SIGKILL: no chance to stop its workers
+    server.process.wait()
+    deadline = time.monotonic() + 15
+    while os.path.exists(f"/proc/{worker}") and open(f"/proc/{worker}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the worker outlived the first process"
+        time.sleep(0.1)
+    assert listening_sockets(server.port) == set()

@@ -18,6 +18,7 @@ of three.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -25,11 +26,13 @@ import sys
 from twisted.application.service import Service
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.error import ReactorNotRunning
+from twisted.internet.interfaces import IListeningPort, IReadDescriptor
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import Site
+from zope.interface import implementer
 
 from twistedpypi.config import LISTEN_BACKLOG
 
@@ -63,6 +66,47 @@ class WorkerProtocol(ProcessProtocol):
     def processEnded(self, reason) -> None:
         log.info("worker {number} ended: {reason}", number=self.number, reason=reason.getErrorMessage())
         self.ended.callback(None)
+
+
+@implementer(IReadDescriptor)
+class FirstProcessWatch:
+    """
+    Stops a worker once the first process is gone, even killed with
+    SIGKILL: the worker's standard input is a pipe from it, which ends
+    when it does.  Left running, a worker would go on holding the port
+    (and answering from an index nobody restarts).
+    """
+
+    STDIN = 0
+
+    def __init__(self, reactor) -> None:
+        self._reactor = reactor
+        os.set_blocking(self.STDIN, False)
+
+    def fileno(self) -> int:
+        return self.STDIN
+
+    def logPrefix(self) -> str:
+        return "FirstProcessWatch"
+
+    def doRead(self) -> None:
+        try:
+            if os.read(self.STDIN, 4096):
+                return None  # nothing is sent; read and ignored
+        except BlockingIOError:
+            return None
+        except OSError:
+            pass
+        self.connectionLost(None)
+        return None
+
+    def connectionLost(self, reason: object) -> None:
+        self._reactor.removeReader(self)
+        log.info("the first process is gone: stopping this worker")
+        try:
+            self._reactor.stop()
+        except ReactorNotRunning:
+            pass
 
 
 class ListeningService(Service):
@@ -123,13 +167,12 @@ class ListeningService(Service):
     def _listen_reusing_port(self, interface: str, port: int) -> Deferred[IListeningPort]:
         """
         Listen on a socket of this process's own, and make one for each
-        worker, all on the same port (the first one bound picks it, when
-        C{port} is 0).
+        worker, all on the same port.
         """
         try:
+            port = _free_port(interface, port)
             own = _reuse_port_socket(interface, port)
             with own:
-                port = own.getsockname()[1]
                 self._worker_sockets = [_reuse_port_socket(interface, port) for _ in range(self.workers - 1)]
                 return succeed(self._reactor.adoptStreamPort(own.fileno(), own.family, self.site))
         except OSError:
@@ -147,8 +190,11 @@ class ListeningService(Service):
         if self.port is None:
             self.privilegedStartService()
         super().startService()
-        # A worker (given the socket) starts none of its own.
-        if self.workers > 1 and self.inherited_fd is None:
+        if self.inherited_fd is not None:
+            # A worker starts none of its own, and ends with the first
+            # process however that ends.
+            self._reactor.addReader(FirstProcessWatch(self._reactor))
+        elif self.workers > 1:
             self.port.addCallback(self._start_workers)
 
     def _start_workers(self, port: IListeningPort) -> IListeningPort:
@@ -206,13 +252,31 @@ def _socket_family(descriptor: int) -> int:
         probe.detach()
 
 
+def _family(interface: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in interface else socket.AF_INET
+
+
+def _free_port(interface: str, port: int) -> int:
+    """
+    C{port}, or a free one for 0, once a bind without C{SO_REUSEPORT} shows
+    nothing listens there: another server of this user's with
+    C{SO_REUSEPORT} would otherwise quietly share the port (and take a
+    share of the connections) where it should find it in use.
+
+    @raise OSError: the port is in use.
+    """
+    with socket.socket(_family(interface), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((interface, port))
+        return probe.getsockname()[1]
+
+
 def _reuse_port_socket(interface: str, port: int) -> socket.socket:
     """
     A non-blocking TCP socket listening on C{interface} and C{port}, in the
     C{SO_REUSEPORT} group of every other such socket of this user there.
     """
-    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
-    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening = socket.socket(_family(interface), socket.SOCK_STREAM)
     try:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
