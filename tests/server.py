@@ -47,11 +47,14 @@ class ServerProcess:
         self.env = dict(os.environ, PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(workdir / "cache"), **(env or {}))
         self.process: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        """The command line that starts it."""
+        return [twistd(), "-n", "--pidfile=", "pypi", "-p", str(self.port), "-i", "127.0.0.1", *self.arguments]
+
     def start(self, timeout: float = 20.0) -> None:
         """Start the server and wait until it answers."""
-        command = [twistd(), "-n", "--pidfile=", "pypi", "-p", str(self.port), "-i", "127.0.0.1", *self.arguments]
         self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+        self.process = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
