@@ -14,14 +14,14 @@ DEFAULT_FALLBACK_URL = "https://pypi.org/simple/"
 FALLBACK_MODES = ("redirect", "proxy")
 
 DEFAULT_FILE_CACHE_SIZE = 16 * 1024 * 1024
+"""Bytes of small distribution files kept in memory unless --file-cache
+says otherwise."""
 
 LISTEN_BACKLOG = 511
 """Connections the kernel queues for a listening socket before it refuses
 more (capped by C{net.core.somaxconn}): nginx's default, so a burst of a
 few hundred clients is queued rather than made to retry a second later,
 as Twisted's default of 50 would."""
-"""Bytes of small distribution files kept in memory unless --file-cache
-says otherwise."""
 
 
 @dataclass(slots=True)

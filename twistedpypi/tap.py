@@ -188,8 +188,8 @@ class Options(usage.Options):
 
     def _check_port(self) -> None:
         port = self["port"]
-        # The address a number and -i name, so that --workers can give each
-        # process a socket of its own (see ListeningService).
+        # The interface and port, when --port is a number, so that --workers
+        # can give each process a socket of its own (see ListeningService).
         self["address"] = None
         if port.isdigit():
             if not 0 <= int(port) <= 65535:
