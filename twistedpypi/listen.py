@@ -25,6 +25,7 @@ import sys
 
 from twisted.application.service import Service
 from twisted.internet import endpoints
+from twisted.internet.abstract import isIPv6Address
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort, IReadDescriptor
@@ -253,7 +254,8 @@ def _socket_family(descriptor: int) -> int:
 
 
 def _family(interface: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in interface else socket.AF_INET
+    """The address family tcp.Port would listen on C{interface} with."""
+    return socket.AF_INET6 if isIPv6Address(interface) else socket.AF_INET
 
 
 def _free_port(interface: str, port: int) -> int:
