@@ -13,6 +13,7 @@ import pytest_twisted
 from twisted.internet import reactor, task
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
+from tests.test_watch import wait_for
 from twistedpypi.index import PackageIndex
 from twistedpypi.listing import PART_ENTRIES, EarlyListing, ListingLost, link_roots, list_tree
 from twistedpypi.watch import PackageWatcher
@@ -88,13 +89,6 @@ class ListedBefore:
 
     def dismiss(self):
         self.early.dismiss()
-
-
-async def wait_for(condition, timeout):
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"not within {timeout}s"
-        await task.deferLater(reactor, 0.02)
 
 
 @pytest_twisted.ensureDeferred

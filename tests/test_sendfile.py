@@ -10,7 +10,7 @@ import socket
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor, task, threads
+from twisted.internet import defer, protocol, reactor, threads
 from twisted.logger import globalLogPublisher
 from twisted.web.client import Agent, ResponseFailed, ResponseNeverReceived, readBody
 from twisted.web.http_headers import Headers
@@ -18,6 +18,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from twisted.web.test.requesthelper import DummyChannel
 
+from tests.test_watch import wait_for
 from tests.test_web import loopback  # noqa: F401 (fixture)
 from twistedpypi.web import sendfile
 from twistedpypi.web.sendfile import sendfile_producer
@@ -49,14 +50,6 @@ def sends(monkeypatch):
 
 def open_descriptors() -> int:
     return len(os.listdir("/proc/self/fd"))
-
-
-async def eventually(predicate, seconds=10.0):
-    for _ in range(int(seconds / 0.02)):
-        if predicate():
-            return True
-        await task.deferLater(reactor, 0.02, lambda: None)
-    return predicate()
 
 
 @pytest_twisted.ensureDeferred
@@ -153,11 +146,11 @@ async def test_a_client_that_stops_reading_then_goes_away_leaves_nothing_open(bi
     creator = protocol.ClientCreator(reactor, StalledClient, b"/packages/" + NAME.encode())
     client = await creator.connectTCP("127.0.0.1", site.port.getHost().port)
     # The socket buffers fill, and the server waits for them to drain.
-    assert await eventually(lambda: sum(sends) > 0 and open_descriptors() == before + 4)  # client, server, file, duplicate
+    await wait_for(lambda: sum(sends) > 0 and open_descriptors() == before + 4, timeout=10)  # client, server, file, duplicate
     sent = sum(sends)
     client.transport.abortConnection()
     await client.closed
-    assert await eventually(lambda: open_descriptors() == before)
+    await wait_for(lambda: open_descriptors() == before, timeout=10)
     assert sum(sends) == sent < SIZE
 
 
@@ -184,7 +177,7 @@ async def test_a_download_with_no_descriptor_left_fails_alone(big, loopback, mon
         globalLogPublisher.removeObserver(observe)
         monkeypatch.undo()
     assert failures == []  # nothing left for the reactor to log as unhandled
-    assert await eventually(lambda: open_descriptors() == before)
+    await wait_for(lambda: open_descriptors() == before, timeout=10)
     response, body = await site.get("/packages/" + NAME)
     assert (response.code, len(body)) == (200, SIZE)
 
