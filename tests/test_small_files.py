@@ -167,7 +167,9 @@ def write_files(directory, sizes):
 
 def keep(cache, path, tag=b'"t"'):
     with open(path, "rb") as stream:
-        cache.put(path, tag, stream.read(), os.fstat(stream.fileno()))
+        status = os.fstat(stream.fileno())
+        if cache.wants(path, status):
+            cache.put(path, tag, stream.read(), status)
 
 
 def test_the_cache_stays_within_its_bound_dropping_the_least_recently_served(tmp_path):

@@ -132,16 +132,25 @@ class SmallFileCache:
         self._entries.move_to_end(path)
         return entry[2], status
 
+    def wants(self, path: str, status: os.stat_result) -> bool:
+        """
+        Whether the file at C{path}, read whole while it had C{status}, is
+        to be kept: it is small, settled, and read often enough.  Counts
+        this read.
+        """
+        settled = status.st_ctime_ns < (self._clock() - self.SETTLE_SECONDS) * 1e9
+        if not settled or not self.accepts(status.st_size):
+            return False
+        return path in self._entries or self._used_enough(path)
+
     def put(self, path: str, tag: bytes | None, body: bytes, status: os.stat_result) -> None:
         """
         Keep C{body}, the whole file at C{path} read while it had C{status}
         and the index gave it the ETag C{tag}, dropping the least recently
-        served files to stay within the bound.
+        served files to stay within the bound.  For a file L{wants} says
+        is to be kept.
         """
-        settled = status.st_ctime_ns < (self._clock() - self.SETTLE_SECONDS) * 1e9
-        if not settled or len(body) != status.st_size or not self.accepts(len(body)):
-            return
-        if path not in self._entries and not self._used_enough(path):
+        if len(body) != status.st_size:
             return
         self.discard(path)
         self._entries[path] = (_identity(status), tag, body)
@@ -243,13 +252,15 @@ class DistributionFileResource(static.File):
 
     def _read_small(self, small_files: SmallFileCache) -> tuple[bytes, os.stat_result] | None:
         """
-        The whole file and its status, kept in C{small_files} unless it
-        changed while it was read; L{None} if it is not a small file as the
-        index described it, or changed under the read, for
-        L{open_regular_file} to deal with as it always has.
+        The whole file and its status, kept in C{small_files} if it wants
+        it and the file did not change while it was read; L{None} if it is
+        not a small file as the index described it, or is not as long as it
+        was, for L{open_regular_file} to deal with as it always has.
 
         With a bare descriptor: a Python file object would cost more than
-        the read itself.
+        the read itself.  The status is looked at again after the read
+        only for a file to be kept: one sent once is sent as read, as from
+        disk.
 
         @raise OSError: it is not a regular file, or cannot be opened.
         """
@@ -258,11 +269,12 @@ class DistributionFileResource(static.File):
             if not (small_files.accepts(status.st_size) and self._describes(status)):
                 return None
             body = os.read(fd, SMALL_FILE_SIZE + 1)
-            if len(body) != status.st_size or _identity(os.fstat(fd)) != _identity(status):
+            if len(body) != status.st_size:
                 return None
+            if small_files.wants(self.path, status) and _identity(os.fstat(fd)) == _identity(status):
+                small_files.put(self.path, self._etag, body, status)
         finally:
             os.close(fd)
-        small_files.put(self.path, self._etag, body, status)
         return body, status
 
     def render_GET(self, request: Request) -> bytes | int:
