@@ -9,9 +9,15 @@ import threading
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor, threads
 from twisted.web.http_headers import Headers
 
+from tests.indexing import config_for, index_directory
+from tests.test_operations import ReadyWatcher
+from tests.test_sendfile import exchange
 from tests.test_web import client, demo, get, loopback  # noqa: F401 (fixtures)
+from twistedpypi.web.root import Root
+from twistedpypi.web.site import IndexSite
 
 WHEEL = "/packages/Demo_Pkg-1.0-py3-none-any.whl"
 SDIST = "/packages/dep-1.5.tar.gz"
@@ -48,6 +54,37 @@ async def test_if_none_match_lists_and_weak_tags_give_304_for_files(demo, loopba
     response, body = await site.get(SDIST, headers={"If-None-Match": form.format(etag=etag)})
     assert response.code == 304
     assert body == b""
+
+
+@pytest.fixture
+def index_site(demo):  # noqa: F811 (fixture)
+    """The server's own site (its requests, not Twisted's) on a loopback port."""
+    site = IndexSite(Root(config_for(demo), index_directory(demo)), ReadyWatcher())
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    yield port.getHost().port
+    pytest_twisted.blockon(port.stopListening())
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("url", ["/simple/demo-pkg/", SDIST])
+async def test_a_304_gives_neither_a_length_nor_a_type(index_site, url):
+    """
+    RFC 9110 8.6: a 304 may only repeat the 200's Content-Length; a cache
+    freshening its copy could take a 0 for the page's new length.
+    """
+    get = b"GET " + url.encode() + b" HTTP/1.1\r\nHost: test\r\n"
+    received = await threads.deferToThread(exchange, index_site, get + b"Connection: close\r\n\r\n")
+    etag = next(line for line in received.split(b"\r\n") if line.lower().startswith(b"etag:"))[5:].strip()
+    requests = get + b"If-None-Match: " + etag + b"\r\n\r\n" + get + b"Connection: close\r\n\r\n"
+    received = await threads.deferToThread(exchange, index_site, requests)
+    not_modified, rest = received.split(b"\r\n\r\n", 1)
+    status, *lines = not_modified.lower().split(b"\r\n")
+    names = {line.split(b":")[0] for line in lines}
+    assert status == b"http/1.1 304 not modified"
+    assert b"etag: " + etag.lower() in lines
+    assert not names & {b"content-length", b"content-type", b"transfer-encoding"}
+    # Nothing follows but the next answer, on the same connection.
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 async def head(site, url, headers=None):

@@ -26,7 +26,6 @@ def send_page(
     kept so and the client accepts it.
     """
     headers = request.responseHeaders
-    headers.setRawHeaders(b"content-type", [content_type or page.content_type])
     if cache_control is not None:
         headers.setRawHeaders(b"cache-control", [cache_control])
     compressed = page.gzipped is not None and accepts_gzip(request.getHeader(b"accept-encoding"))
@@ -39,9 +38,8 @@ def send_page(
     else:
         answered = not_modified(request, page.etag, also=page.gzip_etag if page.gzipped is not None else None)
     if answered:
-        if request.code == NOT_MODIFIED:
-            headers.removeHeader(b"content-type")
         return b""
+    headers.setRawHeaders(b"content-type", [content_type or page.content_type])
     if compressed:
         headers.setRawHeaders(b"content-encoding", [b"gzip"])
         return page.gzipped

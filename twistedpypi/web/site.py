@@ -12,7 +12,7 @@ from weakref import WeakSet
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel
+from twisted.web.http import NOT_MODIFIED, HTTPChannel
 from twisted.web.server import Request, Site
 
 from twistedpypi.auth import AccessPolicy
@@ -358,6 +358,14 @@ class IndexRequest(Request):
         from twisted.internet import reactor
 
         self._linger = reactor.callLater(LINGER_SECONDS, transport.abortConnection)
+
+    def write(self, data: bytes) -> None:
+        if self.code == NOT_MODIFIED and not self.startedWriting:
+            # Twisted gives every rendered answer the length of its body: a
+            # 304 must not say 0 of a page that has more (RFC 9110 8.6),
+            # which a cache could take for the page's new length.
+            self.responseHeaders.removeHeader(b"content-length")
+        super().write(data)
 
     def process(self) -> None:
         watcher = self.channel.site.watcher
