@@ -2,7 +2,7 @@
 Benchmark twistedpypi against pypiserver, a bare Twisted page and nginx, and write
 the table to bench/results.md.
 
-usage: python bench/run.py [--projects 1000] [--versions 10] [--duration 10] [--quick]
+usage: python bench/run.py [--projects 1000] [--versions 10] [--duration 10] [--rounds 3] [--quick]
                            [--only ours,pypiserver,bare,nginx] [--skip-large] [--skip-install]
                            [--flat-projects 50,5000] [--skip-flat] [--workers 2] [--new-files 15]
 
@@ -10,12 +10,13 @@ Besides the comparison, it measures what the performance issue sets targets for
 (the table's last two columns): flat cost from 1,000 to 100,000 files, memory with
 100,000 files, how soon a new file is listed, and the gain from --workers.
 
-One server runs at a time (the machine has 2 cores: one for the server, one for the
-load generator), on its own hard-linked copy of each package directory, and every
-server process is stopped on the way out, Ctrl-C included.
+One server is driven at a time (the machine has 2 cores: one for the server, one
+for the load generator), on its own hard-linked copy of each package directory, and
+every server process is stopped on the way out, Ctrl-C included.
 """
 
 import argparse
+import contextlib
 import re
 import shlex
 import shutil
@@ -48,7 +49,10 @@ MB_IN_MIB = 1e6 / 2**20
 METHOD = """\
 Each server runs alone on the machine, wrk (`-t1 -c{connections} -d{duration}s`) cycling
 through the URLs of the row, each request accepting gzip as pip and uv do: every project page, every file link (as the project pages
-give them), or `/simple/` itself. The 304 row sends each page's own ETag back. Start-up is
+give them), or `/simple/` itself. The 304 row sends each page's own ETag back. Rows that
+are compared with each other, the project pages with their 304s and each flat-cost row
+with its other corpus, are {rounds} runs each, taken in turn (A B A B ...), each row the
+median of its runs: a slow spell of the shared machine then falls on both sides. Start-up is
 launch until `/simple/` lists every project, on a fresh hard-linked copy of the corpus
 (page cache warm: "cold" means a new process and directory), the median of {starts}
 cold starts (each on its own copy) and of {starts} warm restarts on the last copy; the
@@ -67,9 +71,13 @@ restarts twistedpypi (warm) on the same corpus and repeats the page and small-fi
 The flat-cost rows serve two more corpora made by the same generator, {flat_small:,} and
 {flat_large:,} files ({versions} releases × wheel + sdist per project, so every project page
 has the same size; `/simple/` grows with the number of projects and measures bytes as
-well), each restarted warm after a cold start; the {flat_large:,}-file RSS rows are read
-after each start and after the three wrk runs. pypiserver is only started (cold) on the
-large corpus: its pages cost a directory listing per request, wrk runs would take hours.
+well), each restarted warm after a cold start, then both served at once (only the one
+under load is busy); the {flat_large:,}-file RSS rows are read after each start and after
+the wrk runs. nginx serves both corpora the same way, as a measure of what going from
+one to the other costs this machine (each of its files is opened for every request,
+as twistedpypi's are once they no longer fit its small-file cache). pypiserver is only
+started (cold) on the large corpus: its pages cost a directory listing per request,
+wrk runs would take hours.
 
 The "target (ours)" column is the performance issue's target for twistedpypi's figure,
 and "met?" is computed from this run's figures. A target relative to another row
@@ -208,20 +216,44 @@ def mib(kib: int) -> float:
     return kib / 1024
 
 
-def drive(run: Run, spec: servers.ServerSpec, server: servers.RunningServer, metric: Metric,
-          paths: list[str], etags: list[str] | None = None) -> None:
-    """One wrk run over C{paths}, once the server has finished its earlier work."""
+def wrk_once(run: Run, spec: servers.ServerSpec, server: servers.RunningServer, metric: Metric,
+             paths: list[str], etags: list[str] | None = None) -> float:
+    """One wrk run over C{paths}, once the server has finished its earlier work: its req/s."""
     waited = servers.wait_idle(server)
     if waited > 2:
         run.table.note(f"{spec.name} was still busy for {waited:.0f} s, with requests queued by "
                        f"the previous run, before {metric.label}")
     result = measure.wrk(run.wrk, server.url, paths, run.args.duration,
                          server.log.parent, etags, run.args.connections)
-    print(f"  {metric.label}: {number(result.requests_per_second)}", flush=True)
-    run.table.put(metric, spec.name, result.requests_per_second)
     if result.errors:
         run.table.note(f"{spec.name}, {metric.label}: {result.errors:,} of "
                        f"{result.requests:,} responses were errors or not 2xx/3xx")
+    return result.requests_per_second
+
+
+def drive(run: Run, spec: servers.ServerSpec, server: servers.RunningServer, metric: Metric,
+          paths: list[str], etags: list[str] | None = None) -> None:
+    """The row C{metric}: one wrk run over C{paths}."""
+    rate = wrk_once(run, spec, server, metric, paths, etags)
+    print(f"  {metric.label}: {number(rate)}", flush=True)
+    run.table.put(metric, spec.name, rate)
+
+
+def drive_alternating(run: Run, spec: servers.ServerSpec,
+                      legs: list[tuple[servers.RunningServer, Metric, list[str], list[str] | None]]) -> None:
+    """
+    Rows compared with each other: C{--rounds} wrk runs of each, in turn (A B A B
+    ...), each row given its median, so that a slow spell of the shared machine
+    falls on every side of the comparison instead of deciding it.
+    """
+    rates: list[list[float]] = [[] for _ in legs]
+    for _ in range(run.args.rounds):
+        for leg, (server, metric, paths, etags) in zip(rates, legs):
+            leg.append(wrk_once(run, spec, server, metric, paths, etags))
+    for leg, (_, metric, _, _) in zip(rates, legs):
+        median = statistics.median(leg)
+        print(f"  {metric.label}: {number(median)} ({' / '.join(number(r) for r in leg)})", flush=True)
+        run.table.put(metric, spec.name, median)
 
 
 def urls(packages: corpus.PackageDir, spec: servers.ServerSpec, server: servers.RunningServer) -> tuple[list[str], list[str]]:
@@ -240,10 +272,10 @@ def load(run: Run, spec: servers.ServerSpec, server: servers.RunningServer) -> N
     # Before any load: a WSGI server goes on answering a run's queued requests after it.
     tags = measure.etags(server.url, pages) if spec.indexes else None
     drive(run, spec, server, rows.root, ["/simple/"])
-    drive(run, spec, server, rows.project, pages)
     if tags:
-        drive(run, spec, server, rows.not_modified, pages, tags)
+        drive_alternating(run, spec, [(server, rows.project, pages, None), (server, rows.not_modified, pages, tags)])
     else:
+        drive(run, spec, server, rows.project, pages)
         table.put(rows.not_modified, spec.name, "n/a (no ETag/304)")
     drive(run, spec, server, rows.small_file, files)
     table.put(rows.rss_loaded, spec.name, mib(machine.rss_kib(server.pids())))
@@ -304,37 +336,47 @@ def bench_corpus(run: Run, spec: servers.ServerSpec) -> None:
 def bench_flat(run: Run, spec: servers.ServerSpec) -> None:
     """
     Start-up and memory on the large flat-cost corpus; for twistedpypi, then, the
-    request rates on the small and the large one, each restarted warm after a cold
-    start, with the memory after the large one's load runs. Other servers only start
-    (cold) on the large corpus.
+    request rates on the small and the large one, both restarted warm after a cold
+    start and serving at once, their runs alternating, with the memory after the
+    large one's load runs. nginx gives the same request rates, as the machine's own
+    cost of going from one corpus to the other; pypiserver only starts (cold) on the
+    large corpus.
     """
     rows, table = run.rows, run.table
     small, large = run.flat
-    corpora = [(small, "small"), (large, "large")] if spec.name == OURS else [(large, "large")]
-    for source, what in corpora:
-        packages = run.fresh_copy(source, spec, f"flat-{what}")
-        scratch = run.server_dir(spec) / f"flat-{what}-run"
-        with servers.serving(spec, packages, scratch) as (server, seconds):
-            if what == "large":
+    corpora = {OURS: [small, large], "pypiserver": [large]}.get(spec.name, [])
+    copies = {}
+    for source in corpora:
+        what = "small" if source is small else "large"
+        copies[what] = (run.fresh_copy(source, spec, f"flat-{what}"), run.server_dir(spec) / f"flat-{what}-run")
+        with servers.serving(spec, *copies[what]) as (server, seconds):
+            if source is large:
                 table.put(rows.flat_startup_cold, spec.name, seconds)
                 table.put(rows.flat_rss_cold, spec.name, mib(machine.rss_kib(server.pids())))
                 print(f"  started on {len(source.filenames()):,} files in {seconds:.2f} s", flush=True)
-        if spec.name != OURS:
-            continue
-        with servers.serving(spec, packages, scratch) as (server, seconds):
-            if what == "large":
+    if spec.name not in (OURS, "nginx"):
+        return
+    with contextlib.ExitStack() as both:
+        legs = []
+        for source, what, metrics in (
+            (small, "small", (rows.flat_root_small, rows.flat_project_small, rows.flat_file_small)),
+            (large, "large", (rows.flat_root_large, rows.flat_project_large, rows.flat_file_large)),
+        ):
+            copy = copies.get(what) or (run.fresh_copy(source, spec, f"flat-{what}"),
+                                        run.server_dir(spec) / f"flat-{what}-run")
+            server, seconds = both.enter_context(servers.serving(spec, *copy))
+            if source is large and spec.name == OURS:
+                loaded = server
                 table.put(rows.flat_startup_warm, spec.name, seconds)
                 table.put(rows.flat_rss_warm, spec.name, mib(machine.rss_kib(server.pids())))
-                metrics = (rows.flat_root_large, rows.flat_project_large, rows.flat_file_large)
-            else:
-                metrics = (rows.flat_root_small, rows.flat_project_small, rows.flat_file_small)
             pages, files = urls(source, spec, server)
             # Every page read once first, as the main corpus's are for their ETags.
             measure.etags(server.url, pages)
-            for metric, paths in zip(metrics, (["/simple/"], pages, files)):
-                drive(run, spec, server, metric, paths)
-            if what == "large":
-                table.put(rows.flat_rss_loaded, spec.name, mib(machine.rss_kib(server.pids())))
+            legs.append([(server, metric, paths) for metric, paths in zip(metrics, (["/simple/"], pages, files))])
+        for small_leg, large_leg in zip(*legs):
+            drive_alternating(run, spec, [(*small_leg, None), (*large_leg, None)])
+        if spec.name == OURS:
+            table.put(rows.flat_rss_loaded, spec.name, mib(machine.rss_kib(loaded.pids())))
 
 
 def bench_large(run: Run, spec: servers.ServerSpec) -> None:
@@ -390,7 +432,7 @@ def bench_install(run: Run, spec: servers.ServerSpec) -> None:
 def bench_server(run: Run, spec: servers.ServerSpec) -> None:
     """Every scenario for one server; a scenario that fails is noted and the rest go on."""
     scenarios = [("corpus", bench_corpus)]
-    if run.flat and spec.indexes and spec.name in (OURS, "pypiserver"):
+    if run.flat and spec.indexes and spec.name in (OURS, "pypiserver", "nginx"):
         scenarios.append(("flat cost", bench_flat))
     if run.large and spec.indexes:
         scenarios.append(("large file", bench_large))
@@ -417,6 +459,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, help="seconds per wrk run (default 10, quick 3)")
     parser.add_argument("--big-mb", type=int, help="size of the large file in MB (default 1000, quick 250)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating wrk runs of the rows compared with each other: the 200s and the 304s, "
+                             "the small and the large flat-cost corpus (default 3; the median is kept)")
     parser.add_argument("--quick", action="store_true", help="small corpora and short runs, every row: a few minutes")
     parser.add_argument("--only", default="pypiserver,ours,bare,nginx",
                         help="comma-separated servers among pypiserver, ours, bare, nginx")
@@ -508,7 +553,7 @@ def main(argv: list[str]) -> None:
     method = METHOD.format(
         connections=args.connections, duration=args.duration, new_files=args.new_files,
         latency_project=LATENCY_PROJECT, workers=args.workers, versions=args.versions,
-        flat_small=flat_sizes[0][0], flat_large=flat_sizes[1][0], starts=STARTS,
+        flat_small=flat_sizes[0][0], flat_large=flat_sizes[1][0], starts=STARTS, rounds=args.rounds,
     )
     text = document(table, command.strip(), prerequisites.versions(bin_dir, uv, wrk, nginx), method)
     Path(args.output).write_text(text)
