@@ -75,7 +75,8 @@ well), each restarted warm after a cold start, then both served at once (only th
 under load is busy); the {flat_large:,}-file RSS rows are read after each start and after
 the wrk runs. nginx serves both corpora the same way, as a measure of what going from
 one to the other costs this machine (each of its files is opened for every request,
-as twistedpypi's are once they no longer fit its small-file cache). pypiserver is only
+as twistedpypi's are once they no longer fit its small-file cache); so does twistedpypi
+with `--file-cache 0`, in two more rows. pypiserver is only
 started (cold) on the large corpus: its pages cost a directory listing per request,
 wrk runs would take hours.
 
@@ -115,6 +116,8 @@ class Rows:
     flat_root_large: Metric
     flat_file_small: Metric
     flat_file_large: Metric
+    flat_file_uncached_small: Metric
+    flat_file_uncached_large: Metric
     flat_startup_cold: Metric
     flat_startup_warm: Metric
     flat_rss_cold: Metric
@@ -170,6 +173,8 @@ class Rows:
                    replace(as_flat, relative_to=flat_root)),
             flat_file,
             Metric(f"GET small file, {large} (req/s)", replace(as_flat, relative_to=flat_file)),
+            Metric(f"GET small file, {small}, `--file-cache 0` (req/s)"),
+            Metric(f"GET small file, {large}, `--file-cache 0` (req/s)"),
             Metric(f"start-up, cold, {large} (s, lower is better)"),
             Metric(f"start-up, warm restart, {large} (s, lower is better)"),
             Metric(f"RSS after a cold start, {large} (MiB)", memory),
@@ -377,6 +382,17 @@ def bench_flat(run: Run, spec: servers.ServerSpec) -> None:
             drive_alternating(run, spec, [(*small_leg, None), (*large_leg, None)])
         if spec.name == OURS:
             table.put(rows.flat_rss_loaded, spec.name, mib(machine.rss_kib(loaded.pids())))
+    if spec.name == OURS:
+        # The same downloads with no small-file cache: every file opened and read at
+        # both sizes, as nginx does, so only the index's own cost can differ.
+        uncached = servers.with_arguments(spec, "--file-cache", "0")
+        with contextlib.ExitStack() as both:
+            legs = []
+            for source, what, metric in ((small, "small", rows.flat_file_uncached_small),
+                                         (large, "large", rows.flat_file_uncached_large)):
+                server, _ = both.enter_context(servers.serving(uncached, *copies[what]))
+                legs.append((server, metric, urls(source, spec, server)[1], None))
+            drive_alternating(run, spec, legs)
 
 
 def bench_large(run: Run, spec: servers.ServerSpec) -> None:
