@@ -48,8 +48,16 @@ def number(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def _times(ratio: float) -> str:
-    return "<0.01×" if ratio < 0.01 else number(ratio) + "×"
+def _times(ratio: float, line: float | None = None) -> str:
+    """
+    A ratio, with a digit more where three would round it onto C{line}, the
+    target's bound (0.8999 shows as 0.8999×, not as 0.9×, next to a "no").
+    """
+    if ratio < 0.01:
+        return "<0.01×"
+    if line is not None and ratio != line and number(ratio) == number(line):
+        return f"{ratio:.4g}×"
+    return number(ratio) + "×"
 
 
 @dataclass
@@ -104,12 +112,12 @@ class Table:
             if base is None or base <= 0:
                 return "–"
             value = ours / base
-            shown = f" ({_times(value)})"
+            shown = f" ({_times(value, target.least if target.least is not None else target.most)})"
         met = (target.least is None or value >= target.least) and (target.most is None or value <= target.most)
         bare = self.get(metric, BARE)
         if not met and target.or_bare is not None and bare:
             met = ours >= target.or_bare * bare
-            shown = f" ({_times(ours / bare)} bare)"
+            shown = f" ({_times(ours / bare, target.or_bare)} bare)"
         return ("yes" if met else "no") + shown
 
     def markdown(self) -> str:
