@@ -349,12 +349,17 @@ def bench_flat(run: Run, spec: servers.ServerSpec) -> None:
     """
     rows, table = run.rows, run.table
     small, large = run.flat
-    corpora = {OURS: [small, large], "pypiserver": [large]}.get(spec.name, [])
-    copies = {}
-    for source in corpora:
-        what = "small" if source is small else "large"
-        copies[what] = (run.fresh_copy(source, spec, f"flat-{what}"), run.server_dir(spec) / f"flat-{what}-run")
-        with servers.serving(spec, *copies[what]) as (server, seconds):
+    copies: dict[str, tuple[corpus.PackageDir, Path]] = {}
+
+    def copy_of(source: corpus.PackageDir, what: str) -> tuple[corpus.PackageDir, Path]:
+        """This server's own copy of C{source} and its scratch directory, made once."""
+        if what not in copies:
+            copies[what] = (run.fresh_copy(source, spec, f"flat-{what}"), run.server_dir(spec) / f"flat-{what}-run")
+        return copies[what]
+
+    cold = {OURS: [(small, "small"), (large, "large")], "pypiserver": [(large, "large")]}.get(spec.name, [])
+    for source, what in cold:
+        with servers.serving(spec, *copy_of(source, what)) as (server, seconds):
             if source is large:
                 table.put(rows.flat_startup_cold, spec.name, seconds)
                 table.put(rows.flat_rss_cold, spec.name, mib(machine.rss_kib(server.pids())))
@@ -367,9 +372,7 @@ def bench_flat(run: Run, spec: servers.ServerSpec) -> None:
             (small, "small", (rows.flat_root_small, rows.flat_project_small, rows.flat_file_small)),
             (large, "large", (rows.flat_root_large, rows.flat_project_large, rows.flat_file_large)),
         ):
-            copy = copies.get(what) or (run.fresh_copy(source, spec, f"flat-{what}"),
-                                        run.server_dir(spec) / f"flat-{what}-run")
-            server, seconds = both.enter_context(servers.serving(spec, *copy))
+            server, seconds = both.enter_context(servers.serving(spec, *copy_of(source, what)))
             if source is large and spec.name == OURS:
                 loaded = server
                 table.put(rows.flat_startup_warm, spec.name, seconds)
@@ -377,9 +380,9 @@ def bench_flat(run: Run, spec: servers.ServerSpec) -> None:
             pages, files = urls(source, spec, server)
             # Every page read once first, as the main corpus's are for their ETags.
             measure.etags(server.url, pages)
-            legs.append([(server, metric, paths) for metric, paths in zip(metrics, (["/simple/"], pages, files))])
-        for small_leg, large_leg in zip(*legs):
-            drive_alternating(run, spec, [(*small_leg, None), (*large_leg, None)])
+            legs.append([(server, metric, paths, None) for metric, paths in zip(metrics, (["/simple/"], pages, files))])
+        for pair in zip(*legs):
+            drive_alternating(run, spec, list(pair))
         if spec.name == OURS:
             table.put(rows.flat_rss_loaded, spec.name, mib(machine.rss_kib(loaded.pids())))
     if spec.name == OURS:
@@ -390,7 +393,7 @@ def bench_flat(run: Run, spec: servers.ServerSpec) -> None:
             legs = []
             for source, what, metric in ((small, "small", rows.flat_file_uncached_small),
                                          (large, "large", rows.flat_file_uncached_large)):
-                server, _ = both.enter_context(servers.serving(uncached, *copies[what]))
+                server, _ = both.enter_context(servers.serving(uncached, *copy_of(source, what)))
                 legs.append((server, metric, urls(source, spec, server)[1], None))
             drive_alternating(run, spec, legs)
 
