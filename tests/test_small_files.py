@@ -10,6 +10,7 @@ import time
 import pytest
 import pytest_twisted
 from twisted.web.http_headers import Headers
+from twisted.web.test.requesthelper import DummyRequest
 
 from tests.test_web import demo, loopback  # noqa: F401 (fixtures)
 from twistedpypi.web import files
@@ -72,7 +73,10 @@ def conditional_requests(demo):  # noqa: F811 (fixture name)
 async def test_a_file_in_memory_is_answered_exactly_as_from_disk(demo, loopback, cached, monkeypatch):  # noqa: F811
     from_disk = loopback(demo, file_cache_size=0)
     assert packages_of(from_disk).small_files is None
-    expected = [await answer(from_disk, method, SDIST, headers) for method, headers in conditional_requests(demo)]
+    with monkeypatch.context() as no_small_files:
+        # static.File reading the file as it does any other.
+        no_small_files.setattr(files, "SMALL_FILE_SIZE", -1)
+        expected = [await answer(from_disk, method, SDIST, headers) for method, headers in conditional_requests(demo)]
     await answer(cached, b"GET", SDIST, {})
     assert len(packages_of(cached).small_files) == 1
 
@@ -80,7 +84,7 @@ async def test_a_file_in_memory_is_answered_exactly_as_from_disk(demo, loopback,
         raise AssertionError("opened a file kept in memory")
 
     monkeypatch.setattr(files, "open_regular_file", no_disk)
-    monkeypatch.setattr(files.DistributionFileResource, "_read_small", no_disk)
+    monkeypatch.setattr(files, "open_regular_descriptor", no_disk)
     got = [await answer(cached, method, SDIST, headers) for method, headers in conditional_requests(demo)]
     for request, want, have in zip(conditional_requests(demo), expected, got):
         if b"multipart/byteranges" in b"".join(want[1].get(b"content-type", [])):
@@ -154,6 +158,34 @@ async def test_signatures_are_kept_too(demo, cached):  # noqa: F811
     _, _, body = await answer(cached, b"GET", SDIST + ".asc", {})
     assert body == (demo / "dep-1.5.tar.gz.asc").read_bytes()
     assert len(packages_of(cached).small_files) == 1
+
+
+def test_a_small_file_is_sent_from_one_read_without_a_cache_too(tmp_path):
+    (path,) = write_files(tmp_path, [1000])
+    resource = files.DistributionFileResource(path, b'"t"', None, small_files=None)
+    request = DummyRequest([b""])
+    # The body itself, rather than NOT_DONE_YET and a producer.
+    assert resource.render_GET(request) == b"\0" * 1000
+
+
+def test_a_large_file_is_opened_once(tmp_path, monkeypatch):
+    (path,) = write_files(tmp_path, [files.SMALL_FILE_SIZE + 1])
+    resource = files.DistributionFileResource(path, b'"t"', None, small_files=SmallFileCache())
+    opened = []
+    real_open = os.open
+
+    def counting_open(name, *args, **kwargs):
+        if name == path:
+            opened.append(name)
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    stream, status = resource.open_for_request()
+    monkeypatch.undo()
+    with stream:
+        assert stream.read() == b"\0" * (files.SMALL_FILE_SIZE + 1)
+    assert status.st_size == files.SMALL_FILE_SIZE + 1
+    assert opened == [path]
 
 
 def write_files(directory, sizes):

@@ -185,11 +185,12 @@ class DistributionFileResource(static.File):
     C{.tar.gz} (clients would unpack it and fail the hash check), with the
     file's sha256 as ETag.
 
-    The file is opened once per request, with L{open_regular_file}, and
-    everything sent about it (size, C{Last-Modified}, the body) comes from
-    that open file, never from a second look at the path.  With a
-    L{SmallFileCache}, a small file is read whole when it is opened, kept,
-    and later sent from memory while it is unchanged on disk.
+    The file is opened once per request, with L{open_regular_descriptor},
+    and everything sent about it (size, C{Last-Modified}, the body) comes
+    from that open file, never from a second look at the path.  A small
+    file is read whole when it is opened and sent from memory, without a
+    producer; a L{SmallFileCache} may keep it, to send it again while it
+    is unchanged on disk.
     """
 
     contentEncodings: dict[str, str] = {}
@@ -226,56 +227,53 @@ class DistributionFileResource(static.File):
         The file, opened for the request being answered, and its status.
 
         Opening a regular file and fstat-ing it only reads metadata the page
-        cache holds, so it is done on the reactor thread; open_regular_file's
-        O_NONBLOCK and S_ISREG check keep a FIFO or a device put in the
-        file's place from blocking the whole server.
+        cache holds, so it is done on the reactor thread;
+        L{open_regular_descriptor}'s C{O_NONBLOCK} and C{S_ISREG} check keep
+        a FIFO or a device put in the file's place from blocking the whole
+        server.
 
-        A small file is read whole here (static.File would read it in one
-        go too) and kept in the L{SmallFileCache}; one kept there, unchanged
-        since, is not opened at all.
+        A small file is read whole here, in one call (static.File would
+        read it in one go too), and sent from memory; the L{SmallFileCache},
+        if any, may keep it, and one kept there, unchanged since, is not
+        opened at all.
         """
         small_files = self._small_files
         if small_files is not None:
-            kept = small_files.get(self.path, self._etag) or self._read_small(small_files)
+            kept = small_files.get(self.path, self._etag)
             if kept is not None:
                 return BytesIO(kept[0]), kept[1]
-        opened = open_regular_file(self.path)
+        fd, status = open_regular_descriptor(self.path)
         try:
-            return opened, os.fstat(opened.fileno())
-        except BaseException:
-            opened.close()
-            raise
+            if status.st_size <= SMALL_FILE_SIZE and self._describes(status):
+                body = os.read(fd, SMALL_FILE_SIZE + 1)
+                if len(body) == status.st_size:
+                    if small_files is not None:
+                        self._keep(small_files, fd, body, status)
+                    return BytesIO(body), status
+                # Changing as it was read: sent from the file as it is now,
+                # whose status shows it is not the one the index described.
+                os.lseek(fd, 0, os.SEEK_SET)
+                status = os.fstat(fd)
+            os.set_blocking(fd, True)
+            opened, fd = os.fdopen(fd, "rb"), None
+            return opened, status
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def _describes(self, status: os.stat_result) -> bool:
         """Whether C{status} is that of the file the index described."""
         return self._described is None or (status.st_size, status.st_mtime_ns) == self._described
 
-    def _read_small(self, small_files: SmallFileCache) -> tuple[bytes, os.stat_result] | None:
+    def _keep(self, small_files: SmallFileCache, fd: int, body: bytes, status: os.stat_result) -> None:
         """
-        The whole file and its status, kept in C{small_files} if it wants
-        it and the file did not change while it was read; L{None} if it is
-        not a small file as the index described it, or is not as long as it
-        was, for L{open_regular_file} to deal with as it always has.
-
-        With a bare descriptor: a Python file object would cost more than
-        the read itself.  The status is looked at again after the read
-        only for a file to be kept: one sent once is sent as read, as from
-        disk.
-
-        @raise OSError: it is not a regular file, or cannot be opened.
+        Keep C{body}, the whole file read from C{fd} while it had C{status},
+        in C{small_files} if it wants it and the file did not change while
+        it was read.  The status is looked at again only for a file to be
+        kept: one sent once is sent as read, as from disk.
         """
-        fd, status = open_regular_descriptor(self.path)
-        try:
-            if not (small_files.accepts(status.st_size) and self._describes(status)):
-                return None
-            body = os.read(fd, SMALL_FILE_SIZE + 1)
-            if len(body) != status.st_size:
-                return None
-            if small_files.wants(self.path, status) and _identity(os.fstat(fd)) == _identity(status):
-                small_files.put(self.path, self._etag, body, status)
-        finally:
-            os.close(fd)
-        return body, status
+        if small_files.wants(self.path, status) and _identity(os.fstat(fd)) == _identity(status):
+            small_files.put(self.path, self._etag, body, status)
 
     def render_GET(self, request: Request) -> bytes | int:
         try:
