@@ -2,7 +2,7 @@
 Benchmark twistedpypi against pypiserver, a bare Twisted page and nginx, and write
 the table to bench/results.md.
 
-usage: python bench/run.py [--projects 1000] [--versions 10] [--duration 10] [--rounds 3] [--quick]
+usage: python bench/run.py [--projects 1000] [--versions 10] [--duration 10] [--rounds 5] [--quick]
                            [--only ours,pypiserver,bare,nginx] [--skip-large] [--skip-install]
                            [--flat-projects 50,5000] [--skip-flat] [--workers 2] [--new-files 15]
 
@@ -76,7 +76,9 @@ under load is busy); the {flat_large:,}-file RSS rows are read after each start 
 the wrk runs. nginx serves both corpora the same way, as a measure of what going from
 one to the other costs this machine (each of its files is opened for every request,
 as twistedpypi's are once they no longer fit its small-file cache); so does twistedpypi
-with `--file-cache 0`, in two more rows. pypiserver is only
+with `--file-cache 0`, in two more rows. The row "{flat_large:,} files, {flat_small:,} of them"
+cycles through as many files of the large corpus as the small one has, in turn with
+the two others: the large index, with the small corpus's working set. pypiserver is only
 started (cold) on the large corpus: its pages cost a directory listing per request,
 wrk runs would take hours.
 
@@ -116,6 +118,7 @@ class Rows:
     flat_root_large: Metric
     flat_file_small: Metric
     flat_file_large: Metric
+    flat_file_share: Metric
     flat_file_uncached_small: Metric
     flat_file_uncached_large: Metric
     flat_startup_cold: Metric
@@ -173,6 +176,7 @@ class Rows:
                    replace(as_flat, relative_to=flat_root)),
             flat_file,
             Metric(f"GET small file, {large} (req/s)", replace(as_flat, relative_to=flat_file)),
+            Metric(f"GET small file, {large}, {small_files:,} of them (req/s)"),
             Metric(f"GET small file, {small}, `--file-cache 0` (req/s)"),
             Metric(f"GET small file, {large}, `--file-cache 0` (req/s)"),
             Metric(f"start-up, cold, {large} (s, lower is better)"),
@@ -381,8 +385,14 @@ def bench_flat(run: Run, spec: servers.ServerSpec) -> None:
             # Every page read once first, as the main corpus's are for their ETags.
             measure.etags(server.url, pages)
             legs.append([(server, metric, paths, None) for metric, paths in zip(metrics, (["/simple/"], pages, files))])
-        for pair in zip(*legs):
+        (*small_legs, small_files), (*large_legs, large_files) = legs
+        # The large corpus's first files, as many as the small one has: its
+        # index, with the small corpus's working set.
+        server, _, paths, _ = large_files
+        share = (server, rows.flat_file_share, paths[: len(small_files[2])], None)
+        for pair in zip(small_legs, large_legs):
             drive_alternating(run, spec, list(pair))
+        drive_alternating(run, spec, [small_files, large_files, share])
         if spec.name == OURS:
             table.put(rows.flat_rss_loaded, spec.name, mib(machine.rss_kib(loaded.pids())))
     if spec.name == OURS:
@@ -478,9 +488,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, help="seconds per wrk run (default 10, quick 3)")
     parser.add_argument("--big-mb", type=int, help="size of the large file in MB (default 1000, quick 250)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="alternating wrk runs of the rows compared with each other: the 200s and the 304s, "
-                             "the small and the large flat-cost corpus (default 3; the median is kept)")
+                             "the small and the large flat-cost corpus (default 5; the median is kept)")
     parser.add_argument("--quick", action="store_true", help="small corpora and short runs, every row: a few minutes")
     parser.add_argument("--only", default="pypiserver,ours,bare,nginx",
                         help="comma-separated servers among pypiserver, ours, bare, nginx")
