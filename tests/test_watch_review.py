@@ -11,8 +11,10 @@ import time
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import reactor, task, threads
 
+import twistedpypi.listing as listing
+import twistedpypi.storage as storage
 import twistedpypi.watch as watch
 from tests.distributions import wheel_bytes, write
 from tests.test_watch import wait_for
@@ -190,3 +192,40 @@ async def test_an_inotify_queue_overflow_scans_at_once(packages, started, monkey
     watcher._notifier._doRead(struct.pack("=iIII", -1, watch.inotify.IN_Q_OVERFLOW, 0, 0))
     await wait_for(lambda: watcher.index.project("lost") is not None, timeout=1)
     assert any("overflow" in line for line in logged)
+
+
+@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest_twisted.ensureDeferred
+async def test_a_safety_net_rescan_lists_the_directories_in_another_process(packages, started, monkeypatch):
+    first = write(packages, wheel_bytes("first", "1.0"))
+    watcher = started([str(packages)])
+    await watcher.ready
+
+    def listed_here(*args):
+        raise AssertionError("the server listed the directories itself")
+
+    # Its stat calls would contend with the reactor for the GIL.
+    monkeypatch.setattr(storage, "list_tree", listed_here)
+    second = write(packages, wheel_bytes("second", "1.0"))
+    found = await threads.deferToThread(watcher._scan_again, elsewhere=True)
+    assert sorted(found.files) == sorted([first, second])
+    await watcher.rescan()
+
+
+@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest_twisted.ensureDeferred
+async def test_a_rescan_lists_here_when_no_process_can_start(packages, started, monkeypatch):
+    first = write(packages, wheel_bytes("first", "1.0"))
+    watcher = started([str(packages)])
+    await watcher.ready
+    attempts = []
+
+    def cannot_start(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(listing, "start_module", cannot_start)
+    second = write(packages, wheel_bytes("second", "1.0"))
+    found = await threads.deferToThread(watcher._scan_again, elsewhere=True)
+    assert len(attempts) == 1
+    assert sorted(found.files) == sorted([first, second])
