@@ -194,38 +194,46 @@ async def test_an_inotify_queue_overflow_scans_at_once(packages, started, monkey
     assert any("overflow" in line for line in logged)
 
 
-@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
-@pytest_twisted.ensureDeferred
-async def test_a_safety_net_rescan_lists_the_directories_in_another_process(packages, started, monkeypatch):
+async def rescan_after(packages, started, change):
+    """
+    Start a watcher under inotify on a directory with one wheel; once it is
+    ready, call C{change}, write a second wheel, and rescan as the safety
+    net does.  The watcher, what the rescan found, and the wheels' paths.
+    """
     first = write(packages, wheel_bytes("first", "1.0"))
     watcher = started([str(packages)])
     await watcher.ready
+    change()
+    second = write(packages, wheel_bytes("second", "1.0"))
+    found = await threads.deferToThread(watcher._scan_again, elsewhere=True)
+    return watcher, sorted(found.files), sorted([first, second])
 
+
+@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest_twisted.ensureDeferred
+async def test_a_safety_net_rescan_lists_the_directories_in_another_process(packages, started, monkeypatch):
     def listed_here(*args):
         raise AssertionError("the server listed the directories itself")
 
     # Its stat calls would contend with the reactor for the GIL.
-    monkeypatch.setattr(storage, "list_tree", listed_here)
-    second = write(packages, wheel_bytes("second", "1.0"))
-    found = await threads.deferToThread(watcher._scan_again, elsewhere=True)
-    assert sorted(found.files) == sorted([first, second])
+    watcher, found, written = await rescan_after(
+        packages, started, lambda: monkeypatch.setattr(storage, "list_tree", listed_here)
+    )
+    assert found == written
     await watcher.rescan()
 
 
 @pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
 @pytest_twisted.ensureDeferred
 async def test_a_rescan_lists_here_when_no_process_can_start(packages, started, monkeypatch):
-    first = write(packages, wheel_bytes("first", "1.0"))
-    watcher = started([str(packages)])
-    await watcher.ready
     attempts = []
 
     def cannot_start(*args, **kwargs):
         attempts.append(args)
         raise OSError("no more processes")
 
-    monkeypatch.setattr(listing, "start_module", cannot_start)
-    second = write(packages, wheel_bytes("second", "1.0"))
-    found = await threads.deferToThread(watcher._scan_again, elsewhere=True)
+    _, found, written = await rescan_after(
+        packages, started, lambda: monkeypatch.setattr(listing, "start_module", cannot_start)
+    )
     assert len(attempts) == 1
-    assert sorted(found.files) == sorted([first, second])
+    assert found == written
