@@ -326,7 +326,7 @@ class PackageWatcher(Service):
             self._cached = await deferToThread(describecache.load, self._cache_path, self.index.metadata_store)
             self._cache_entries = len(self._cached)
         early = self._early_listing
-        found, listed_ns = await deferToThread(self._scan_first, early)
+        found, listed_ns = await deferToThread(self._scan_with, early, self._cached)
         self._watch_directories(found.directories)
         try:
             await self._apply(found, scope=None, settle=False)
@@ -340,19 +340,21 @@ class PackageWatcher(Service):
             return False
         return await deferToThread(_changed_since, found.directories, listed_ns)
 
-    def _scan_first(self, early: EarlyListing | None) -> tuple[ScanResult, int | None]:
+    def _scan_with(self, lister: EarlyListing | None, known: FilesByPath) -> tuple[ScanResult, int | None]:
         """
-        The first scan, in a thread: with the early listing if it comes.
+        A scan, in a thread: with the listing C{lister}'s process takes if it
+        comes, else listed here.
 
-        @return: what it found, and when the early listing began if it came.
+        @param known: the files already described (see L{scan}).
+        @return: what it found, and when the listing began if it came.
         """
-        listing = early.result() if early is not None else None
+        listing = lister.result() if lister is not None else None
         if listing is not None:
             try:
-                return scan(self.directories, self._roots, self._cached, listing), listing.started_ns
+                return scan(self.directories, self._roots, known, listing), listing.started_ns
             except ListingLost:
                 pass  # its process failed: list here
-        return scan(self.directories, self._roots, self._cached), None
+        return scan(self.directories, self._roots, known), None
 
     def rescan(self) -> Deferred[None]:
         """
@@ -397,18 +399,12 @@ class PackageWatcher(Service):
             answered meanwhile fell by half.  Polling scans, a fraction of a
             second apart, list here.
         """
-        known = self.index.files_by_path
-        if elsewhere:
-            lister = EarlyListing.start(self.directories, self._roots)
-            try:
-                listing = lister.result()
-                if listing is not None:
-                    return scan(self.directories, self._roots, known, listing)
-            except ListingLost:
-                pass  # its process failed: list here
-            finally:
+        lister = EarlyListing.start(self.directories, self._roots) if elsewhere else None
+        try:
+            return self._scan_with(lister, self.index.files_by_path)[0]
+        finally:
+            if lister is not None:
                 lister.dismiss()
-        return scan(self.directories, self._roots, known)
 
     def refresh(self, paths: Iterable[str]) -> Deferred[None]:
         """
