@@ -2,6 +2,9 @@
 C{/packages/}: the list of files, the files themselves (with HEAD, Range and
 ETag), their PEP 658 metadata and their detached signatures.
 
+Ranges are answered as L{twistedpypi.web.ranges} decides: merged, capped,
+and never more bytes than the file.  Everything here is reactor code.
+
 Files are found by name in the index, never by mapping the URL onto the
 disk, so no path in a request can reach anything the index does not list.
 """
@@ -11,23 +14,40 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from io import BytesIO
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Sequence
 
+from twisted.internet.interfaces import IPullProducer
 from twisted.web import http, static
-from twisted.web.http import CACHED
+from twisted.web.http import CACHED, OK, PARTIAL_CONTENT, REQUESTED_RANGE_NOT_SATISFIABLE
 from twisted.web.resource import Resource
 from twisted.web.server import Request
+from zope.interface import implementer
 
 from twistedpypi.config import DEFAULT_FILE_CACHE_SIZE
 from twistedpypi.index import PackageIndex, Page
 from twistedpypi.render import HTML, packages_listing_html
 from twistedpypi.storage import SIGNATURE_SUFFIX, open_regular_descriptor, open_regular_file
+from twistedpypi.web.ranges import (
+    WHOLE_FILE,
+    RangePlan,
+    Span,
+    content_range,
+    multipart_parts,
+    plan_ranges,
+    unsatisfied_range,
+)
 from twistedpypi.web.respond import error_page, not_modified, send_page
 from twistedpypi.web.sendfile import SendfileProducer, sendfile_producer
 
 METADATA_SUFFIX = ".metadata"
+
+OCTET_STREAM = b"application/octet-stream"
+
+BOUNDARY_BYTES = 12
+"""Random bytes in a multipart boundary (written in hex): a file's bytes
+will not hold it by chance."""
 
 SMALL_FILE_SIZE = static.StaticProducer.bufferSize
 """The largest file kept in memory: one that static.File reads in one go
@@ -179,6 +199,85 @@ class SmallFileCache:
             self.size -= len(entry[2]) + self.ENTRY_OVERHEAD
 
 
+@implementer(IPullProducer)
+class MultipartRangesProducer:
+    """
+    Sends a C{multipart/byteranges} body: each part's separator, then its
+    span of the file, at most L{BLOCK_SIZE} bytes per turn.
+
+    Unlike static.File's MultipleRangeStaticProducer, a read never asks for
+    a negative or zero length (that producer's reads go negative once the
+    separators of one turn pass a block, and an in-memory file answers a
+    negative read with everything, for ever), and a file found shorter
+    than its spans aborts the connection, so the client sees a broken
+    download rather than a short one: every turn moves towards the end.
+    """
+
+    BLOCK_SIZE = static.StaticProducer.bufferSize
+
+    def __init__(
+        self, request: Request, file: BinaryIO, parts: Sequence[tuple[bytes, Span]], closing: bytes
+    ) -> None:
+        """
+        @param parts: each part's separator and the span of C{file} after
+            it (L{multipart_parts}).
+        @param closing: the closing delimiter, sent after the last part.
+        """
+        self._request: Request | None = request
+        self._file = file
+        self._parts = deque(parts)
+        self._closing = closing
+        self._left_in_part = 0
+
+    def start(self) -> None:
+        """Begin sending, as the transport asks for more."""
+        self._request.registerProducer(self, False)
+
+    def resumeProducing(self) -> None:
+        request = self._request
+        if request is None:
+            return
+        pieces = []
+        room = self.BLOCK_SIZE
+        while room > 0:
+            if not self._left_in_part:
+                if not self._parts:
+                    break
+                separator, span = self._parts.popleft()
+                pieces.append(separator)
+                room -= len(separator)
+                self._file.seek(span.offset)
+                self._left_in_part = span.length
+                continue
+            data = self._file.read(min(room, self._left_in_part))
+            if not data:  # the file is shorter than announced
+                self._abort()
+                return
+            pieces.append(data)
+            room -= len(data)
+            self._left_in_part -= len(data)
+        finished = not self._left_in_part and not self._parts
+        if finished:
+            pieces.append(self._closing)
+            # Before writing, which may call back in here.
+            self._request = None
+        request.write(b"".join(pieces))
+        if finished:
+            request.unregisterProducer()
+            request.finish()
+            self._file.close()
+
+    def stopProducing(self) -> None:
+        self._request = None
+        self._file.close()
+
+    def _abort(self) -> None:
+        transport = self._request.transport
+        self.stopProducing()
+        if transport is not None:
+            transport.abortConnection()
+
+
 class DistributionFileResource(static.File):
     """
     One file from disk, sent as it is: no C{Content-Encoding} for
@@ -297,7 +396,7 @@ class DistributionFileResource(static.File):
             if self._etag is not None and not_modified(request, self._etag):
                 return b""
             self._status = status
-            if isinstance(opened, BytesIO) and request.method == b"GET" and request.getHeader(b"range") is None:
+            if isinstance(opened, BytesIO) and request.method == b"GET":
                 return self._send_from_memory(request, opened.getvalue())
             return super().render_GET(request)
         finally:
@@ -309,41 +408,101 @@ class DistributionFileResource(static.File):
 
     def _send_from_memory(self, request: Request, body: bytes) -> bytes:
         """
-        Answer a plain GET of a file held in memory as static.File would
+        Answer a GET of a file held in memory as it is answered from disk
         (C{Accept-Ranges}, C{Last-Modified} and a 304 on
-        C{If-Modified-Since}, C{Content-Type}; C{Content-Length} comes with
-        the body), without a producer and its round through the reactor.
+        C{If-Modified-Since}, the same range answers), with the bytes
+        sliced from C{body}: no producer, no round through the reactor, no
+        read loop.
         """
         request.setHeader(b"accept-ranges", b"bytes")
-        # CACHED imported once: twisted.web.http is wrapped by a deprecation
-        # proxy that makes each attribute lookup cost microseconds.
+        # CACHED and the codes imported once: twisted.web.http is wrapped by
+        # a deprecation proxy that makes each attribute lookup cost
+        # microseconds.
         if request.setLastModified(self._status.st_mtime) is CACHED:
             return b""
-        request.setHeader(b"content-type", b"application/octet-stream")
-        return body
+        plan, boundary = self._range_plan(request, len(body))
+        if plan.status == OK:
+            # Content-Length comes with the body.
+            request.setHeader(b"content-type", OCTET_STREAM)
+            return body
+        parts, closing = self._start_answer(request, plan, len(body), boundary)
+        if plan.status != PARTIAL_CONTENT:
+            return b""
+        if len(plan.spans) == 1:
+            (span,) = plan.spans
+            return body[span.offset : span.end]
+        pieces = [piece for separator, span in parts for piece in (separator, body[span.offset : span.end])]
+        return b"".join(pieces) + closing
+
+    def _range_plan(self, request: Request, size: int) -> tuple[RangePlan, str]:
+        """
+        How to answer C{request} for this file of C{size} bytes
+        (L{plan_ranges}), and the boundary a multipart answer has.  A
+        C{Range} that C{If-Range} says is for another file is not honoured.
+        """
+        header = request.getHeader(b"range")
+        if header is None or not self._if_range_holds(request):
+            return WHOLE_FILE, ""
+        boundary = os.urandom(BOUNDARY_BYTES).hex()
+        return plan_ranges(header, size, OCTET_STREAM, boundary), boundary
+
+    def _start_answer(
+        self, request: Request, plan: RangePlan, size: int, boundary: str
+    ) -> tuple[list[tuple[bytes, Span]], bytes]:
+        """
+        Set the status and the headers that describe the body of C{plan}
+        for this file of C{size} bytes.
+
+        @return: for a multipart answer, its parts and closing delimiter
+            (L{multipart_parts}); else no parts.
+        """
+        parts: list[tuple[bytes, Span]] = []
+        closing = b""
+        request.setResponseCode(plan.status)
+        if plan.status == REQUESTED_RANGE_NOT_SATISFIABLE:
+            request.setHeader(b"content-range", unsatisfied_range(size))
+            request.setHeader(b"content-length", b"0")
+        elif plan.status == OK:
+            self._setContentHeaders(request, size)
+        elif len(plan.spans) == 1:
+            (span,) = plan.spans
+            request.setHeader(b"content-range", content_range(span, size))
+            self._setContentHeaders(request, span.length)
+        else:
+            parts, closing = multipart_parts(plan.spans, size, OCTET_STREAM, boundary)
+            length = sum(len(separator) + span.length for separator, span in parts) + len(closing)
+            request.setHeader(b"content-type", b'multipart/byteranges; boundary="%s"' % boundary.encode("ascii"))
+            request.setHeader(b"content-length", b"%d" % (length,))
+        return parts, closing
 
     # static.File sets render_HEAD = render_GET on itself, which would skip
     # the ETag, Cache-Control and If-None-Match above.
     render_HEAD = render_GET
 
-    def makeProducer(self, request: Request, fileForReading: BinaryIO) -> static.StaticProducer | SendfileProducer:
+    def makeProducer(
+        self, request: Request, fileForReading: BinaryIO
+    ) -> static.StaticProducer | SendfileProducer | MultipartRangesProducer:
         """
-        static.File's producer for the request, or, for the whole file or a
-        single range of it, one sending it with sendfile where that can be.
+        The producer of the answer L{plan_ranges} decides on, its status and
+        headers set: the whole file or a single range sent with sendfile
+        where that can be (else by static.File's producers), several ranges
+        by a L{MultipartRangesProducer}.  Replaces static.File's own range
+        handling, which neither merges nor caps ranges.
         """
-        if request.getHeader(b"range") is not None and not self._if_range_holds(request):
-            # As static.File answers a request without a Range.
-            self._setContentHeaders(request)
-            request.setResponseCode(http.OK)
+        size = self.getFileSize()
+        plan, boundary = self._range_plan(request, size)
+        parts, closing = self._start_answer(request, plan, size, boundary)
+        if plan.status == REQUESTED_RANGE_NOT_SATISFIABLE:
+            # An empty body: a single range of no bytes finishes at once.
+            return static.SingleRangeStaticProducer(request, fileForReading, 0, 0)
+        if plan.status == OK:
+            span = Span(0, size)
             producer = static.NoRangeStaticProducer(request, fileForReading)
+        elif len(plan.spans) == 1:
+            (span,) = plan.spans
+            producer = static.SingleRangeStaticProducer(request, fileForReading, span.offset, span.length)
         else:
-            producer = super().makeProducer(request, fileForReading)
-        if type(producer) is static.NoRangeStaticProducer:
-            span = (0, self.getFileSize())
-        elif type(producer) is static.SingleRangeStaticProducer:
-            span = (producer.offset, producer.size)
-        else:
-            return producer
+            return MultipartRangesProducer(request, fileForReading, parts, closing)
         return sendfile_producer(request, fileForReading, *span) or producer
 
     def _if_range_holds(self, request: Request) -> bool:

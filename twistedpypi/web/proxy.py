@@ -148,8 +148,9 @@ def _open(path: str) -> tuple[IO[bytes], os.stat_result]:
 class _CachedFile(DistributionFileResource):
     """
     A file of the cache opened (and its status read) in a thread beforehand,
-    so that C{static.File} sends it (Range, HEAD, conditional requests, a
-    producer) without touching the disk on the reactor thread.
+    so that C{static.File} sends it (HEAD, conditional requests, a
+    producer) without touching the disk on the reactor thread, its ranges
+    answered as local files' are (L{twistedpypi.web.ranges}).
     """
 
     def __init__(
