@@ -242,7 +242,9 @@ def padded_wheel(name: str, version: str, size: int) -> tuple[str, bytes]:
 
 @pytest.fixture
 def server(packages, start_server):
-    write(packages, wheel_bytes("small", "1.0"))
+    small = write(packages, wheel_bytes("small", "1.0"))
+    with open(small + ".asc", "wb") as signature:
+        signature.write(b"-----BEGIN PGP SIGNATURE-----\n<html><script>alert(1)</script>\n")
     write(packages, padded_wheel("large", "1.0", LARGE_SIZE))
     served = start_server("-P", ".", "-a", ".", "--disable-fallback", str(packages))
     deadline = time.monotonic() + 20
@@ -356,6 +358,14 @@ def test_ranges_past_the_end_are_416(server, name):
     assert_health_answers_within_a_second(server)
 
 
+@pytest.mark.parametrize("suffix", [".metadata", ".asc", ""])
+def test_files_from_uploaders_are_never_sniffed(server, suffix):
+    status_line, answered, _, complete = fetch(server, "/packages/" + SMALL_WHEEL + suffix)
+    assert status_line == "HTTP/1.1 200 OK"
+    assert complete
+    assert answered["x-content-type-options"] == "nosniff"
+
+
 # Files of the upstream index, from the proxy's cache.
 
 
@@ -369,11 +379,13 @@ async def test_a_cached_upstream_file_answers_hostile_ranges_with_the_file_once(
     proxy = servers.proxy(packages, url)
     response, body = await proxy.get(f"/upstream/remote/{filename}")  # streamed while it downloads
     assert (response.code, body) == (200, data)
+    assert response.headers.getRawHeaders("x-content-type-options") == ["nosniff"]
     for header in ["bytes=" + ",".join(f"{n}-{n}" for n in range(1000)), "bytes=" + ",".join(["0-"] * 1000)]:
         answered = Deferred.fromCoroutine(proxy.get(f"/upstream/remote/{filename}", {"Range": header}))
         response, body = await answered.addTimeout(ANSWER_TIMEOUT, reactor)
         assert (response.code, body) == (200, data)
-        response, body = await proxy.get(f"/upstream/remote/{filename}", {"Range": "bytes=0-1,1-3,2-2"})
+        assert response.headers.getRawHeaders("x-content-type-options") == ["nosniff"]
+    response, body = await proxy.get(f"/upstream/remote/{filename}", {"Range": "bytes=0-1,1-3,2-2"})
     assert response.code == 206
     assert response.headers.getRawHeaders("content-range") == [f"bytes 0-3/{len(data)}"]
     assert body == data[:4]

@@ -375,6 +375,8 @@ class DistributionFileResource(static.File):
             small_files.put(self.path, self._etag, body, status)
 
     def render_GET(self, request: Request) -> bytes | int:
+        # Uploaders' bytes: a browser must not take them for a page.
+        request.setHeader(b"x-content-type-options", b"nosniff")
         try:
             opened, status = self.open_for_request()
         except OSError as error:
@@ -544,6 +546,23 @@ class DistributionFileResource(static.File):
         return opened
 
 
+class MetadataResource(static.Data):
+    """
+    A distribution's PEP 658 metadata: its uploader's text, sent as plain
+    text that no browser may take for a page.  Sent whole: a C{Range} is
+    ignored, as RFC 9110 lets a server do.
+    """
+
+    def __init__(self, metadata: bytes) -> None:
+        super().__init__(metadata, "text/plain; charset=utf-8")
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        return super().render_GET(request)
+
+    render_HEAD = render_GET
+
+
 class Packages(Resource):
     """
     C{/packages/} and everything below it.
@@ -606,7 +625,7 @@ class Packages(Resource):
             dist = self.index.file(filename[: -len(METADATA_SUFFIX)])
             if dist is None or dist.metadata_sha256 is None:
                 return None
-            return static.Data(self.index.metadata_of(dist), "text/plain; charset=utf-8")
+            return MetadataResource(self.index.metadata_of(dist))
         if filename.endswith(SIGNATURE_SUFFIX):
             dist = self.index.file(filename[: -len(SIGNATURE_SUFFIX)])
             if dist is None or not dist.signature:

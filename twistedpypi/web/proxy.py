@@ -107,6 +107,9 @@ class _StreamToRequest:
     def started(self, length: int | None) -> None:
         request = self.request
         request.setHeader(b"content-type", b"application/octet-stream")
+        # As for files from the cache (DistributionFileResource): upstream's
+        # bytes are not a page.
+        request.setHeader(b"x-content-type-options", b"nosniff")
         if length is not None:
             request.setHeader(b"content-length", str(length).encode("ascii"))
         if self.etag:
