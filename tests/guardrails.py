@@ -397,7 +397,11 @@ def check(server: Server, request: HostileRequest) -> Answer:
         )
     alarms = server.new_log_alarms()
     if alarms:
-        problems.append("the server logged an error:\n    " + "\n    ".join(alarms[:20]))
+        problems.append(
+            "the server logged an error during or after this request (an 'Unhandled error in Deferred'"
+            " is logged when the Deferred is collected, maybe after an earlier request's):\n    "
+            + "\n    ".join(alarms[:20])
+        )
     return answer
 
 
