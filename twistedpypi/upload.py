@@ -49,13 +49,16 @@ DIGEST_FIELDS = {
 class UploadRejected(Exception):
     """
     An upload or removal that cannot be accepted, with the status and a
-    reason written for the user (twine prints it).
+    reason written for the user (the body of the answer).  The status line,
+    which twine prints, says the reason too, unless the reason quotes the
+    request: then C{phrase} gives fixed text for the status line.
     """
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, phrase: str | None = None) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.phrase = phrase
 
 
 class MultipartError(UploadRejected):
@@ -364,7 +367,7 @@ class UploadForm:
         self._total += len(data)
         if len(self._value) + len(data) > MAX_FIELD_SIZE or self._total > MAX_FIELDS_SIZE:
             raise UploadRejected(
-                413, f"the form field {self._current.name!r} is too large"
+                413, f"the form field {self._current.name!r} is too large", "a form field is too large"
             )
         self._value += data
 
@@ -382,7 +385,9 @@ class UploadForm:
             try:
                 self.fields[headers.name] = self._value.decode("utf-8")
             except UnicodeDecodeError:
-                raise UploadRejected(400, f"the form field {headers.name!r} is not UTF-8 text") from None
+                raise UploadRejected(
+                    400, f"the form field {headers.name!r} is not UTF-8 text", "a form field is not UTF-8 text"
+                ) from None
         self._value = bytearray()
 
     @property
@@ -408,9 +413,17 @@ def check_filename(filename: str | None) -> None:
     if "\x00" in filename or any(ord(c) < 32 for c in filename):
         raise UploadRejected(400, "the uploaded file name contains control characters")
     if "/" in filename or "\\" in filename or ".." in filename:
-        raise UploadRejected(400, f"the uploaded file name {filename!r} must be a plain file name, not a path")
+        raise UploadRejected(
+            400,
+            f"the uploaded file name {filename!r} must be a plain file name, not a path",
+            "the uploaded file name must be a plain file name, not a path",
+        )
     if filename.startswith(".") or is_hidden_or_temporary(filename):
-        raise UploadRejected(400, f"the uploaded file name {filename!r} is a hidden or temporary file's name")
+        raise UploadRejected(
+            400,
+            f"the uploaded file name {filename!r} is a hidden or temporary file's name",
+            "the uploaded file name is a hidden or temporary file's name",
+        )
     if len(filename.encode("utf-8")) > 255:
         raise UploadRejected(400, "the uploaded file name is too long")
 
@@ -432,6 +445,7 @@ def check_upload(form: UploadForm) -> DistributionName:
             400,
             f"{filename!r} is not a wheel or sdist file name"
             " (expected NAME-VERSION-TAGS.whl or NAME-VERSION.tar.gz)",
+            "the file name is not a wheel or sdist file name",
         )
     name = form.fields.get("name", "").strip()
     version = form.fields.get("version", "").strip()
@@ -439,11 +453,11 @@ def check_upload(form: UploadForm) -> DistributionName:
         raise UploadRejected(400, "the form must give the project's 'name' and 'version'")
     if normalize_name(name) != dist.project:
         raise UploadRejected(
-            400, f"the file {filename!r} is not of project {name!r}"
+            400, f"the file {filename!r} is not of project {name!r}", "the file's project is not the one the form names"
         )
     if not version_from_filename_matches(dist, version):
         raise UploadRejected(
-            400, f"the file {filename!r} is not version {version!r} of {name}"
+            400, f"the file {filename!r} is not version {version!r} of {name}", "the file's version is not the one the form names"
         )
     for field_name in DIGEST_FIELDS:
         value = form.fields.get(field_name, "").strip()

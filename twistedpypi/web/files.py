@@ -381,8 +381,8 @@ class DistributionFileResource(static.File):
             opened, status = self.open_for_request()
         except OSError as error:
             if error.errno in (errno.EACCES, errno.EPERM):
-                return error_page(request, 403, f"{self.basename()} cannot be read by the server")
-            return error_page(request, 404, f"{self.basename()} is not a readable file on disk")
+                return error_page(request, 403, "Forbidden: the file cannot be read by the server", f"{self.basename()} cannot be read by the server")
+            return error_page(request, 404, "No such file on disk", f"{self.basename()} is not a readable file on disk")
         self._opened = opened
         try:
             if not self._describes(status):
@@ -391,7 +391,8 @@ class DistributionFileResource(static.File):
                 # until the watcher has read it again.
                 request.setHeader(b"retry-after", b"2")
                 return error_page(
-                    request, 503, f"{self.basename()} is changing on disk; try again in a few seconds"
+                    request, 503, "The file is changing on disk: try again in a few seconds",
+                    f"{self.basename()} is changing on disk; try again in a few seconds",
                 )
             if self._cache_control is not None:
                 request.setHeader(b"cache-control", self._cache_control)
@@ -604,7 +605,7 @@ class Packages(Resource):
             return error_page(request, 404, "no such file")
         resource = self.file_resource(filename)
         if resource is None:
-            return error_page(request, 404, f"{filename!r} is not on this index")
+            return error_page(request, 404, "No such file on this index", f"{filename!r} is not on this index")
         return resource.render(request)
 
     def file_resource(self, filename: str) -> Resource | None:

@@ -60,14 +60,16 @@ class JsonApi(Resource):
         normalized = normalize_name(name)
         project = self.index.project(normalized)
         if project is None:
-            return error_page(request, 404, f"project {name!r} is not on this index")
+            return error_page(request, 404, "No such project on this index", f"project {name!r} is not on this index")
         if normalized != name:
             return relative_redirect(request, "/pypi/" + "/".join([normalized, *parts[1:]]))
         version = None
         if len(parts) == 3:
             version = find_release(project, parts[1])
             if version is None:
-                return error_page(request, 404, f"{project.name} has no version {parts[1]!r}")
+                return error_page(
+                    request, 404, "No such version of this project", f"{project.name} has no version {parts[1]!r}"
+                )
         base = base_url(request)
         key = (version, base)
         pages = project.api_pages

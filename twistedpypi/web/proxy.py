@@ -79,9 +79,9 @@ class UpstreamProxy:
         try:
             proxied = await self.upstream.project(project)
         except UpstreamError as error:
-            return error_page(request, error.code, error.reason)
+            return error_page(request, error.code, "Not available from the upstream index", error.reason)
         if proxied.project is None:
-            return error_page(request, 404, f"project {project!r} is neither here nor on the upstream index")
+            return error_page(request, 404, "No such project here or upstream", f"project {project!r} is neither here nor on the upstream index")
         upstream_project = proxied.project
 
         def render() -> Page:
@@ -135,7 +135,7 @@ class _StreamToRequest:
             return
         for name in (b"content-length", b"etag", b"cache-control"):
             self.request.responseHeaders.removeHeader(name)
-        self.answer.send(error_page(self.request, error.code, error.reason))
+        self.answer.send(error_page(self.request, error.code, "Not available from the upstream index", error.reason))
 
 
 def _open(path: str) -> tuple[IO[bytes], os.stat_result]:
@@ -199,7 +199,8 @@ class UpstreamFiles(Resource):
             return error_page(request, 404, "no such file")
         if self.index.project(project) is not None:
             return error_page(
-                request, 404, f"project {project!r} is served from local files only, never from upstream"
+                request, 404, "This project is served from local files only",
+                f"project {project!r} is served from local files only, never from upstream",
             )
         metadata = filename.endswith(METADATA_SUFFIX)
         distribution = filename[: -len(METADATA_SUFFIX)] if metadata else filename
@@ -247,7 +248,7 @@ class UpstreamFiles(Resource):
         try:
             download: FileDownload | None = await self.upstream.download(project, filename)
         except UpstreamError as error:
-            return error_page(request, error.code, error.reason)
+            return error_page(request, error.code, "Not available from the upstream index", error.reason)
         if answer.gone:
             return NOT_DONE_YET
         if download is not None:
@@ -259,14 +260,14 @@ class UpstreamFiles(Resource):
             try:
                 await download.wait()
             except UpstreamError as error:
-                return error_page(request, error.code, error.reason)
+                return error_page(request, error.code, "Not available from the upstream index", error.reason)
         else:
             self.upstream.stats.file_hits += 1
         if answer.gone:
             return NOT_DONE_YET
         cached = await self._open_cached(project, filename)
         if cached is None:
-            return error_page(request, 502, f"{filename} vanished from the cache")
+            return error_page(request, 502, "Bad Gateway: the file vanished from the cache", f"{filename} vanished from the cache")
         return self._send(answer, cached)
 
     async def _metadata(self, answer: _Answer, project: str, filename: str) -> bytes | int:
@@ -275,8 +276,8 @@ class UpstreamFiles(Resource):
             try:
                 await self.upstream.metadata(project, filename)
             except UpstreamError as error:
-                return error_page(request, error.code, error.reason)
+                return error_page(request, error.code, "Not available from the upstream index", error.reason)
             cached = await self._open_cached(project, filename + METADATA_SUFFIX)
             if cached is not None:
                 return self._send(answer, cached)
-        return error_page(request, 502, f"{filename}{METADATA_SUFFIX} vanished from the cache")
+        return error_page(request, 502, "Bad Gateway: the file vanished from the cache", f"{filename}{METADATA_SUFFIX} vanished from the cache")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from html import escape
+from urllib.parse import quote
 
 from twisted.web.http import NOT_MODIFIED, PRECONDITION_FAILED
 from twisted.web.server import Request
@@ -107,6 +108,25 @@ def _names(header: bytes, etag: bytes, also: bytes | None) -> bool:
     return any(tag == b"*" or tag.removeprefix(b"W/") in matching for tag in _ENTITY_TAG.findall(header))
 
 
+# What may stand unescaped in the path of a Location header: the
+# characters RFC 3986 allows there.  A query, passed on as the client sent
+# it, keeps its "%" escapes and its "?", "=" and "&".
+_PATH_SAFE = "/:@!$'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?&%"
+
+
+def location_header(path: str, query: bytes | None = None) -> bytes:
+    """
+    A C{Location} header value: C{path} (text, such as a decoded path
+    segment) and the raw C{query} percent-encoded, so no control character,
+    space or non-ASCII character of a client's request reaches the header.
+    """
+    header = quote(path, safe=_PATH_SAFE)
+    if query is not None:
+        header += "?" + quote(query, safe=_QUERY_SAFE)
+    return header.encode("ascii")
+
+
 def relative_redirect(request: Request, target: str, code: int = 301) -> bytes:
     """
     Redirect to C{target}, a path from the site root, with a C{Location}
@@ -114,37 +134,59 @@ def relative_redirect(request: Request, target: str, code: int = 301) -> bytes:
     proxy at any prefix.  The query string is kept.
     """
     depth = request.path.count(b"/") - 1
-    location = "../" * depth + target.lstrip("/")
-    if b"?" in request.uri:
-        location += "?" + request.uri.split(b"?", 1)[1].decode("latin-1")
-    request.setResponseCode(code)
-    request.setHeader(b"location", location.encode("utf-8") or b"./")
-    request.setHeader(b"content-type", b"text/html; charset=utf-8")
-    link = escape(location)
-    return f'<html><body>Moved to <a href="{link}">{link}</a></body></html>\n'.encode("utf-8")
+    path = "../" * depth + target.lstrip("/")
+    query = request.uri.split(b"?", 1)[1] if b"?" in request.uri else None
+    return _redirect(request, code, location_header(path or "./", query))
 
 
 def absolute_redirect(request: Request, location: str, code: int = 303) -> bytes:
     """
-    Redirect to another site (the fallback index).
+    Redirect to another site (the fallback index): C{location} is our own
+    URL text, escaped as a whole.
     """
+    return _redirect(request, code, quote(location, safe=_QUERY_SAFE + "#[]").encode("ascii"))
+
+
+def _redirect(request: Request, code: int, location: bytes) -> bytes:
     request.setResponseCode(code)
-    request.setHeader(b"location", location.encode("utf-8"))
+    request.setHeader(b"location", location)
     request.setHeader(b"content-type", b"text/html; charset=utf-8")
-    link = escape(location)
+    link = escape(location.decode("ascii"))
     return f'<html><body>Moved to <a href="{link}">{link}</a></body></html>\n'.encode("utf-8")
 
 
-def error_page(request: Request, code: int, reason: str) -> bytes:
+MAX_PHRASE_LENGTH = 200
+"""The longest reason phrase sent; a phrase is one short sentence."""
+
+# Every byte a reason phrase may not hold becomes a space.
+_TO_PHRASE = bytes(byte if 0x20 <= byte <= 0x7E else 0x20 for byte in range(256))
+
+
+def status_phrase(phrase: str | bytes) -> bytes:
     """
-    A short plain-text error whose reason also goes in the status line, where
-    pip and twine show it.
+    C{phrase} as it may go in a status line: printable ASCII only, at most
+    L{MAX_PHRASE_LENGTH} bytes.  Phrases are fixed texts written here; this
+    is the last defence should one ever carry anything else, so that no
+    CR, LF or other control byte can end or split the status line.
     """
-    request.setResponseCode(code, reason.encode("utf-8", "replace")[:200])
+    raw = phrase.encode("ascii", "replace") if isinstance(phrase, str) else phrase
+    return raw.translate(_TO_PHRASE)[:MAX_PHRASE_LENGTH].strip() or b"-"
+
+
+def error_page(request: Request, code: int, phrase: str, detail: str | None = None) -> bytes:
+    """
+    A short plain-text error.
+
+    @param phrase: the reason phrase of the status line, where pip and
+        twine show it: a fixed text written for the user, never anything
+        taken from the request (which could split the response).
+    @param detail: the body, which may quote the request (it is sent as
+        C{text/plain}, never sniffed as HTML); the phrase when not given.
+    """
+    request.setResponseCode(code, status_phrase(phrase))
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    # The reason may quote the request: never let a browser run it as HTML.
     request.setHeader(b"x-content-type-options", b"nosniff")
-    return (reason + "\n").encode("utf-8")
+    return ((phrase if detail is None else detail) + "\n").encode("utf-8", "replace")
 
 
 def _forwarded(request: Request, name: bytes) -> str | None:

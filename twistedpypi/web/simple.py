@@ -42,7 +42,7 @@ class NotFound:
     """
 
     def render_missing(self, request: Request, project: str, media_type: bytes) -> bytes:
-        return error_page(request, 404, f"project {project!r} is not on this index")
+        return error_page(request, 404, "No such project on this index", f"project {project!r} is not on this index")
 
 
 class FallbackRedirect:
@@ -111,6 +111,7 @@ class SimpleIndex(Resource):
             return error_page(
                 request,
                 406,
+                "Not Acceptable: none of the media types in Accept is offered",
                 "none of the media types in Accept is offered: use text/html,"
                 " application/vnd.pypi.simple.v1+html or application/vnd.pypi.simple.v1+json",
             )

@@ -25,6 +25,7 @@ from twistedpypi.upload import boundary_from_content_type
 from twistedpypi.watch import PackageWatcher
 from twistedpypi.web.accesslog import log_access
 from twistedpypi.web.metrics import RouteNames
+from twistedpypi.web.respond import status_phrase
 from twistedpypi.web.root import Root
 from twistedpypi.web.upload import Uploads
 
@@ -73,6 +74,9 @@ Bytes an upload's body may carry beyond C{--max-upload-size}: the form
 fields beside the file (the description, chiefly) are metadata, which is
 never read beyond L{MAX_METADATA_SIZE} anyway.
 """
+
+TOO_LARGE_PHRASE = "Content Too Large: the upload is larger than this server accepts"
+"""The status line of a body refused before it is read."""
 
 _UPLOAD_METHODS = frozenset({b"POST", b"PUT"})
 DEFAULT_MAX_UPLOAD_SIZE = 1024 * 1024 * 1024
@@ -335,6 +339,9 @@ class IndexRequest(Request):
         bodies too large to be worth reading.  The rest of the body is read
         and dropped for a while, so a client still sending sees the answer
         rather than a reset connection.
+
+        @param reason: the body; the status line says only
+            L{TOO_LARGE_PHRASE} (the reason may name what the client sent).
         """
         if self._refused:
             return
@@ -343,7 +350,7 @@ class IndexRequest(Request):
             self.upload.discard()
         log.info("refused a request early: {code} {reason}", code=code, reason=reason)
         body = (reason + "\n").encode("utf-8")
-        phrase = reason.encode("utf-8", "replace")[:200].replace(b"\r", b" ").replace(b"\n", b" ")
+        phrase = status_phrase(TOO_LARGE_PHRASE)
         # No "100 Continue" after this.
         self.requestHeaders.removeHeader(b"expect")
         transport = self.channel.transport
@@ -366,6 +373,11 @@ class IndexRequest(Request):
             # which a cache could take for the page's new length.
             self.responseHeaders.removeHeader(b"content-length")
         super().write(data)
+
+    def setResponseCode(self, code: int, message: bytes | None = None) -> None:
+        # The last defence: whatever a caller passes, the status line holds
+        # printable ASCII only, so no CR or LF can split the response.
+        super().setResponseCode(code, None if message is None else status_phrase(message))
 
     def process(self) -> None:
         watcher = self.channel.site.watcher

@@ -300,7 +300,10 @@ def _not_stored(error: OSError, what: str = "the server could not store the file
     log.error("{what}: {error}", what=what, error=error)
     full = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
     reason = error.strerror or str(error)
-    return UploadRejected(507 if full else 500, f"{what}: {reason}")
+    # What failed may name the file: the status line says it in general,
+    # with the system's words ("No space left on device").
+    phrase = "the server could not store the file" + (f": {error.strerror}" if error.strerror else "")
+    return UploadRejected(507 if full else 500, f"{what}: {reason}", phrase)
 
 
 def _too_large(limit: int) -> str:
@@ -353,10 +356,10 @@ class Uploads(Resource):
         return DeferredList(waiting + handling, consumeErrors=True)
 
     def render_POST(self, request: Request) -> int:
-        def answer(result: tuple[int, str]) -> None:
-            code, message = result
+        def answer(result: tuple[int, str | None, str]) -> None:
+            code, phrase, message = result
             if code >= 400:
-                body = error_page(request, code, message)
+                body = error_page(request, code, phrase or message, message)
             else:
                 request.setResponseCode(code)
                 request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -381,24 +384,31 @@ class Uploads(Resource):
         d.addErrback(lambda failure: None if gone else failed(failure))
         return NOT_DONE_YET
 
-    async def _handle(self, request: Request) -> tuple[int, str]:
+    async def _handle(self, request: Request) -> tuple[int, str | None, str]:
+        """
+        Take the upload or removal C{request} asks for: the status, the
+        status line's fixed phrase (L{None} when the message is fixed text,
+        which says it) and the message for the body.
+        """
         receiver: UploadReceiver | None = getattr(request, "upload", None)
         try:
             form = self._form(request, receiver)
             action = form.action
             if action == "file_upload":
-                return await self._store(form, receiver)
+                return 200, None, await self._store(form, receiver)
             if action == "remove_pkg":
-                return await self._remove(form)
+                return 200, None, await self._remove(form)
             if action is None:
                 raise UploadRejected(
                     400, "the form has no ':action': use file_upload or remove_pkg"
                 )
             raise UploadRejected(
-                400, f"':action' {action!r} is not supported here: use file_upload or remove_pkg"
+                400,
+                f"':action' {action!r} is not supported here: use file_upload or remove_pkg",
+                "the form's ':action' is not supported here: use file_upload or remove_pkg",
             )
         except UploadRejected as error:
-            return error.code, error.reason
+            return error.code, error.phrase, error.reason
         finally:
             if receiver is not None:
                 # The temporary file is gone before the answer is sent.
@@ -429,7 +439,7 @@ class Uploads(Resource):
             raise UploadRejected(400, "the form is not UTF-8 text") from None
         return form
 
-    async def _store(self, form: UploadForm, receiver: UploadReceiver | None) -> tuple[int, str]:
+    async def _store(self, form: UploadForm, receiver: UploadReceiver | None) -> str:
         dist = check_upload(form)
         if receiver is None or not form.content_complete or receiver.writer is None:
             raise UploadRejected(400, "the form has no 'content' file: nothing to upload")
@@ -453,6 +463,7 @@ class Uploads(Resource):
                 409,
                 f"File already exists: {filename} is already on this index with different"
                 " contents; upload a new version (or start the server with --overwrite)",
+                "File already exists, with different contents: upload a new version",
             ) from None
         except OSError as error:
             raise _not_stored(error) from None
@@ -477,10 +488,10 @@ class Uploads(Resource):
                 project=dist.project,
                 version=dist.version,
             )
-            return 200, f"stored {filename}"
-        return 200, f"{filename} was already stored with these very contents"
+            return f"stored {filename}"
+        return f"{filename} was already stored with these very contents"
 
-    async def _remove(self, form: UploadForm) -> tuple[int, str]:
+    async def _remove(self, form: UploadForm) -> str:
         name = form.fields.get("name", "").strip()
         version = form.fields.get("version", "").strip()
         if not name or not version:
@@ -492,7 +503,11 @@ class Uploads(Resource):
             if dist.project == project and version_from_filename_matches(dist.dist, version)
         ]
         if not paths:
-            raise UploadRejected(404, f"{name} {version} has no files on this index")
+            raise UploadRejected(
+                404,
+                f"{name} {version} is not on this index: it has no files of that project and version",
+                "No such release on this index",
+            )
         removed = await deferToThread(remove_files, paths)
         await self.watcher.refresh([*paths, *(p + SIGNATURE_SUFFIX for p in paths)])
         log.info(
@@ -501,7 +516,7 @@ class Uploads(Resource):
             version=version,
             files=", ".join(os.path.basename(p) for p in removed),
         )
-        return 200, f"removed {len(paths)} file(s) of {name} {version}"
+        return f"removed {len(paths)} file(s) of {name} {version}"
 
 
 class UploadsService(Service):

@@ -12,6 +12,7 @@ from twisted.web.server import Request
 from twistedpypi.browse_render import release_summary
 from twistedpypi.distfile import normalize_name, version_sort_key
 from twistedpypi.index import PackageIndex
+from twistedpypi.web.respond import error_page
 
 MAX_REQUEST_SIZE = 64 * 1024
 """XML-RPC calls are small; a bigger body is refused before it is parsed."""
@@ -47,9 +48,9 @@ class PackageSearch(xmlrpc.XMLRPC):
         size = content.tell()
         content.seek(0)
         if size > MAX_REQUEST_SIZE:
-            request.setResponseCode(413)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"XML-RPC request too large\n"
+            return error_page(
+                request, 413, "XML-RPC request too large", f"an XML-RPC call may be at most {MAX_REQUEST_SIZE} bytes"
+            )
         return super().render_POST(request)
 
     def _releases(self) -> list[dict[str, str]]:
