@@ -42,6 +42,9 @@ class RouteNames:
                 content_type = request.getHeader(b"content-type") or b""
                 return "xmlrpc" if content_type.startswith(b"text/xml") else "upload"
             return "welcome"
+        if not path.startswith(b"/"):
+            # "*", or a target refused with 400.
+            return "other"
         first = path.split(b"/", 2)[1]
         route = _ROUTES.get(first)
         if route is not None:

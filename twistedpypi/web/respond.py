@@ -6,10 +6,13 @@ with its ETag, relative redirects, plain error pages, the public base URL.
 from __future__ import annotations
 
 import re
+from functools import cache
 from html import escape
 from urllib.parse import quote
 
+from twisted.python.reflect import prefixedMethodNames
 from twisted.web.http import NOT_MODIFIED, PRECONDITION_FAILED
+from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from twistedpypi.index import Page
@@ -187,6 +190,36 @@ def error_page(request: Request, code: int, phrase: str, detail: str | None = No
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     request.setHeader(b"x-content-type-options", b"nosniff")
     return ((phrase if detail is None else detail) + "\n").encode("utf-8", "replace")
+
+
+_METHOD_ORDER = {method: rank for rank, method in enumerate([b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS"])}
+
+
+def allowed_methods(resource: Resource) -> tuple[bytes, ...] | None:
+    """
+    The methods C{resource} answers, from its C{render_*} methods: C{HEAD}
+    where it answers C{GET}, and C{OPTIONS} always.  L{None} for a
+    resource that overrides C{render} and so answers every method itself
+    (the password guard, which renders the resource it guards).
+
+    Twisted's C{Resource} answers C{HEAD} with C{render_GET} even when
+    there is none, and any method it does not know with 501: both are
+    decided here instead.
+    """
+    return _allowed_methods_of(type(resource))
+
+
+@cache
+def _allowed_methods_of(kind: type) -> tuple[bytes, ...] | None:
+    # Per class, once: reflection over its methods is too slow for every
+    # request.
+    if getattr(kind, "render", None) is not Resource.render:
+        return None
+    methods = {name.encode("ascii") for name in prefixedMethodNames(kind, "render_")}
+    if b"GET" not in methods and getattr(kind, "render_HEAD", None) is Resource.render_HEAD:
+        methods.discard(b"HEAD")
+    methods.add(b"OPTIONS")
+    return tuple(sorted(methods, key=lambda method: (_METHOD_ORDER.get(method, len(_METHOD_ORDER)), method)))
 
 
 def _forwarded(request: Request, name: bytes) -> str | None:

@@ -121,8 +121,9 @@ class Root(Resource):
     def getChildWithDefault(self, name: bytes, request: Request) -> Resource:
         if request.path == self.health_path:
             return self.health
-        if name == b"" and not request.postpath and request.method == b"POST":
-            # POST / is an upload (or pip search): render_POST below.
+        if name == b"" and not request.postpath and request.method not in (b"GET", b"HEAD"):
+            # POST / is an upload (or pip search): render_POST below; the
+            # root answers other methods with the ones "/" serves.
             return self
         child = super().getChildWithDefault(name, request)
         return self.guarded(child, self.action_for(name, request))
@@ -168,6 +169,7 @@ class Root(Resource):
                 return error_page(request, 501, "this server does not offer XML-RPC search")
             return self.guarded(rpc, LIST).render(request)
         if self.uploads is None:
+            request.setHeader(b"allow", b"GET, HEAD, OPTIONS")
             return error_page(request, 405, "this server does not take uploads")
         return self.guarded(self.uploads, UPDATE).render(request)
 

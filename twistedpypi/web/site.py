@@ -6,6 +6,7 @@ resource tree.
 
 from __future__ import annotations
 
+import re
 from io import BytesIO
 from time import monotonic
 from weakref import WeakSet
@@ -13,6 +14,7 @@ from weakref import WeakSet
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import NOT_MODIFIED, HTTPChannel
+from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from twistedpypi.auth import AccessPolicy
@@ -25,7 +27,7 @@ from twistedpypi.upload import boundary_from_content_type
 from twistedpypi.watch import PackageWatcher
 from twistedpypi.web.accesslog import log_access
 from twistedpypi.web.metrics import RouteNames
-from twistedpypi.web.respond import status_phrase
+from twistedpypi.web.respond import allowed_methods, error_page, status_phrase
 from twistedpypi.web.root import Root
 from twistedpypi.web.upload import Uploads
 
@@ -238,6 +240,28 @@ class IndexChannel(HTTPChannel):
         self._abort_call = self.callLater(self.abortTimeout, self.transport.abortConnection)
 
 
+_ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)", re.DOTALL)
+"""An absolute-form request target (RFC 9112 3.2.2): authority, and the rest."""
+
+
+class BadRequestTarget(Resource):
+    """
+    The answer to a request target that is neither a path (C{/...}), nor
+    an absolute URL, nor C{*} (which only C{OPTIONS} may ask for, and
+    Twisted answers).
+    """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        return error_page(
+            request,
+            400,
+            "Bad Request: the request target must be a path starting with /",
+            "the request target must be a path starting with / (or an absolute http:// URL)",
+        )
+
+
 class IndexRequest(Request):
     """
     A request that is not answered before the first scan of the package
@@ -292,7 +316,9 @@ class IndexRequest(Request):
         # the channel has it.  Without it, any form body is taken as an
         # upload candidate (the resource still refuses other paths).
         command = getattr(self.channel, "_command", b"POST")
-        path = getattr(self.channel, "_path", b"/").split(b"?", 1)[0]
+        target = getattr(self.channel, "_path", b"/")
+        absolute = _ABSOLUTE_FORM.match(target)
+        path = (absolute.group(2) if absolute else target).split(b"?", 1)[0]
         return command == b"POST" and path in (b"/", b"")
 
     def _pause_reading(self) -> None:
@@ -379,7 +405,41 @@ class IndexRequest(Request):
         # printable ASCII only, so no CR or LF can split the response.
         super().setResponseCode(code, None if message is None else status_phrase(message))
 
+    def render(self, resource: Resource) -> None:
+        """
+        Render C{resource}, answering a method it does not serve here: 405
+        with C{Allow} (Twisted's C{Resource} would answer C{HEAD} with a
+        C{render_GET} it may not have, and other methods with 501), and
+        C{OPTIONS} with its C{Allow}.
+        """
+        allowed = allowed_methods(resource)
+        if allowed is None or self.method in allowed and self.method != b"OPTIONS":
+            super().render(resource)
+            return
+        self.setHeader(b"allow", b", ".join(allowed))
+        if self.method == b"OPTIONS":
+            self.setResponseCode(204)
+            self.finish()
+            return
+        body = error_page(
+            self,
+            405,
+            "Method Not Allowed",
+            f"this page answers {', '.join(method.decode('ascii') for method in allowed)}",
+        )
+        self.setHeader(b"content-length", b"%d" % len(body))
+        self.write(body)
+        self.finish()
+
     def process(self) -> None:
+        absolute = _ABSOLUTE_FORM.match(self.uri)
+        if absolute is not None:
+            # Served as its path; the URI stays as sent, for the access log.
+            # RFC 9112 3.2.2: the target's authority stands for Host.
+            authority, rest = absolute.groups()
+            path = rest.split(b"?", 1)[0]
+            self.path = path if path.startswith(b"/") else b"/" + path
+            self.requestHeaders.setRawHeaders(b"host", [authority.rpartition(b"@")[2]])
         watcher = self.channel.site.watcher
         if watcher.is_ready:
             super().process()
@@ -461,14 +521,24 @@ class IndexSite(Site):
     def _request_done(self, result: None | Failure, request: IndexRequest) -> None:
         # A request whose connection broke before it was even received
         # (no method yet) has nothing worth counting or logging.
-        if "method" in request.__dict__:
-            status = request.code
-            if result is not None and not request.startedWriting:
-                status = 499
-            self.metrics.request_answered(self._route(request), status, request.sentLength)
-            if self.access_log:
-                log_access(request, status, monotonic() - request.started)
-        self.in_flight.finished()
+        try:
+            if "method" in request.__dict__:
+                status = request.code
+                if result is not None and not request.startedWriting:
+                    status = 499
+                if self.access_log:
+                    log_access(request, status, monotonic() - request.started)
+                self.metrics.request_answered(self._route(request), status, request.sentLength)
+        except Exception:
+            log.failure("counting an answered request failed")
+        finally:
+            # Whatever failed above, a stop must not wait for this request.
+            self.in_flight.finished()
+
+    def getResourceFor(self, request: Request) -> Resource:
+        if not request.path.startswith(b"/"):
+            return BadRequestTarget()
+        return super().getResourceFor(request)
 
     def open_connections(self) -> list:
         """
