@@ -92,7 +92,9 @@ class IndexChannel(HTTPChannel):
     Headers have a deadline (the site's C{header_timeout}) that, unlike the
     idle timeout, does not move with every byte; a body is refused with 413
     as soon as its declared or received size passes the site's limit,
-    before any of it is stored.
+    before any of it is stored.  A body is framed by C{Content-Length} or
+    by C{Transfer-Encoding: chunked} alone: any other transfer coding is
+    refused with 400 and the connection closed, as RFC 9112 6.3 requires.
     """
 
     MAX_LENGTH = MAX_LINE_LENGTH
@@ -105,6 +107,7 @@ class IndexChannel(HTTPChannel):
     _abort_call = None
     _body_limit: int | None = None
     _body_received = 0
+    _transfer_codings: tuple[bytes, ...] = ()
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -129,7 +132,28 @@ class IndexChannel(HTTPChannel):
         else:
             self._respond_and_disconnect(414, b"URI Too Long", "the request line is too long\n")
 
+    def headerReceived(self, line: bytes) -> bool:
+        # A name with anything before its colon is refused by Twisted.
+        if line[:18].lower() == b"transfer-encoding:":
+            # Twisted takes "chunked" and then "identity" (or "identity"
+            # alone) as a framing it knows, and would read the body, or the
+            # next request, by the wrong one (RFC 9112 6.1 and 6.3).
+            codings = self._transfer_codings + tuple(
+                coding.strip(b" \t").lower() for coding in line[18:].split(b",") if coding.strip(b" \t")
+            )
+            self._transfer_codings = codings
+            if codings != (b"chunked",) or self._version != b"HTTP/1.1":
+                self._respond_and_disconnect(
+                    400,
+                    b"Bad Request: unsupported Transfer-Encoding",
+                    "this server reads request bodies sent with Content-Length or with"
+                    " Transfer-Encoding: chunked alone (HTTP/1.1), nothing else\n",
+                )
+                return False
+        return super().headerReceived(line)
+
     def allHeadersReceived(self) -> None:
+        self._transfer_codings = ()
         self._awaiting_headers = False
         self._cancel_header_deadline()
         limit = self._body_limit_for(self._command)
