@@ -69,6 +69,18 @@ def is_project_name(name: str) -> bool:
     return _PROJECT_NAME.match(name) is not None
 
 
+def spells_project(name: str, project: str) -> bool:
+    """
+    Whether C{name} (a project's name as its metadata gives it) may be
+    shown for the normalised C{project}: a project name as the core
+    metadata spec allows (ASCII letters and digits, with C{._-} inside)
+    that PEP 503 normalisation turns into C{project}.  Checked as ASCII
+    first, since C{str.lower} also folds look-alikes onto ASCII letters
+    (the KELVIN SIGN onto C{k}).
+    """
+    return is_project_name(name) and normalize_name(name) == project
+
+
 @lru_cache(maxsize=65536)
 def version_sort_key(version: str) -> tuple:
     """

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 from packaging.version import InvalidVersion, Version
 
-from twistedpypi.distfile import DistributionName, version_sort_key
+from twistedpypi.distfile import DistributionName, spells_project, version_sort_key
 from twistedpypi.metadatastore import MetadataStore
 
 
@@ -271,11 +271,17 @@ class Project:
     def display_name(self) -> str:
         """
         The name as the newest file's metadata spells it, or the normalised
-        name.
+        name.  Only an ASCII spelling of this very name is taken (see
+        L{spells_project}), whatever a file's description, cached by an
+        older version perhaps, holds: never a look-alike.
         """
         if self._display_name is None:
             self._display_name = next(
-                (dist.display_name for dist in reversed(self.sorted_files()) if dist.display_name),
+                (
+                    dist.display_name
+                    for dist in reversed(self.sorted_files())
+                    if dist.display_name and spells_project(dist.display_name, self.name)
+                ),
                 self.name,
             )
         return self._display_name
