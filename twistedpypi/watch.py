@@ -8,12 +8,24 @@ after writing or moved into place; a scan skips files modified in the last
 L{SETTLE_SECONDS}, which the events announce when they settle.  Without
 inotify, the scans are all there is: a file is served once it has been left
 alone for L{SETTLE_SECONDS}.
+
+A name can also appear whole, never to be closed after writing: a hard link
+(C{ln}, or an upload another process stored: written under a hidden name,
+linked to its own, the hidden one removed) or a symbolic link.  A file
+created by C{open} is being written and gets a write event (C{IN_MODIFY}) as
+soon as a byte is in it; a link gets none.  So a created name that is a
+link, or a non-empty file that no write event has touched since it was
+created, is complete: the latter is looked at again after L{QUIET_SECONDS}
+(with the events that came meanwhile read first), and indexed if it is
+still the same file, unchanged.  A file that saw a write waits for its
+close, however long its writer pauses.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import select
 import stat
 import struct
 import time
@@ -22,6 +34,7 @@ from typing import Iterable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -30,6 +43,7 @@ from twisted.python.filepath import FilePath
 
 from twistedpypi import describecache
 from twistedpypi.describeworker import DescribeWorker, shares
+from twistedpypi.distfile import parse_filename
 from twistedpypi.index import DistributionFile, FilesByPath, PackageIndex
 from twistedpypi.listing import SIGNATURE_SUFFIX, EarlyListing, ListingLost, link_roots
 from twistedpypi.memory import release_free_memory
@@ -63,6 +77,16 @@ EVENT_DELAY = 0.02
 
 RETRY_INTERVAL = 1.0
 """Seconds between scans while a package directory cannot be read."""
+
+QUIET_SECONDS = 0.3
+"""
+Seconds after its creation that a file no write has touched is looked at
+again, and indexed if unchanged: long enough for the write event of any
+byte already in it to have been queued.
+"""
+
+_DRAIN_READS = 64
+"""At most how many reads of queued events make way for a quiet file's look."""
 
 class _Notifier(inotify.INotify if inotify is not None else object):  # type: ignore[misc]
     """
@@ -104,10 +128,12 @@ def _overflowed(data: bytes) -> bool:
 
 _EVENT_HEADER = struct.Struct("=iIII")
 
+# IN_MODIFY comes with every write (merged while unread), and only tells
+# whether a created file is being written: cheap next to the write.
 _FILE_EVENTS = (
     (
         inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO | inotify.IN_MOVED_FROM | inotify.IN_DELETE
-        | inotify.IN_CREATE | inotify.IN_MOVE_SELF
+        | inotify.IN_CREATE | inotify.IN_MOVE_SELF | inotify.IN_MODIFY
     )
     if inotify is not None
     else 0
@@ -159,7 +185,13 @@ class PackageWatcher(Service):
         self._notifier = None
         self._watched: set[str] = set()
         self._pending: set[str] = set()
-        self._created: set[str] = set()
+        # Files created since the last batch, and those created with no
+        # write, close or removal seen since: each by its creation's number
+        # (a name removed and created again is another file).
+        self._created: dict[str, int] = {}
+        self._untouched: dict[str, int] = {}
+        self._creations = 0
+        self._quiet_looks: set[IDelayedCall] = set()
         self._gone_directories: set[str] = set()
         self._flush_call = None
         self._loop: LoopingCall | None = None
@@ -192,6 +224,9 @@ class PackageWatcher(Service):
             self._flush_call.cancel()
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
+        for call in self._quiet_looks:
+            call.cancel()
+        self._quiet_looks.clear()
         notifier, self._notifier = self._notifier, None
         if notifier is not None:
             notifier.loseConnection()
@@ -532,13 +567,18 @@ class PackageWatcher(Service):
             elif mask & inotify.IN_CREATE:
                 self._watched.add(path)
                 self._pending.add(path)
-        elif mask & (inotify.IN_CREATE) and not mask & inotify.IN_CLOSE_WRITE:
+        elif mask & inotify.IN_MODIFY:
+            # Being written: it waits for its close.
+            self._untouched.pop(path, None)
+            return
+        elif mask & inotify.IN_CREATE:
             # A file being created is not complete yet: wait for its close.
-            # But a link (hard or symbolic) to an existing file is created
-            # whole and never closed after writing: the look in the thread
-            # tells which it is.
-            self._created.add(path)
+            # But a link to an existing file is created whole and never
+            # closed after writing (see the module's docstring).
+            self._creations += 1
+            self._created[path] = self._untouched[path] = self._creations
         else:
+            self._untouched.pop(path, None)
             self._pending.add(path)
         if self._flush_call is None or not self._flush_call.active():
             self._flush_call = self._reactor.callLater(EVENT_DELAY, self._flush)
@@ -555,23 +595,75 @@ class PackageWatcher(Service):
 
     def _flush(self) -> None:
         paths, self._pending = self._pending, set()
-        created, self._created = self._created - paths, set()
+        created = {path: number for path, number in self._created.items() if path not in paths}
+        self._created = {}
         Deferred.fromCoroutine(self._refresh_paths(paths, created)).addErrback(
             lambda failure: log.failure("updating the index failed", failure)
         )
 
+    def _drain_events(self) -> None:
+        """
+        Read the events the kernel has queued now, rather than when the
+        reactor next gets to them: a busy reactor runs a timed call first.
+        """
+        notifier = self._notifier
+        for _ in range(_DRAIN_READS):
+            if notifier is None or notifier is not self._notifier:
+                return
+            readable, _, _ = select.select([notifier.fileno()], [], [], 0)
+            if not readable:
+                return
+            notifier.doRead()
+
+    def _look_at_quiet_files(self, quiet: dict[str, tuple[int, _Identity]]) -> None:
+        """
+        Index the files created L{QUIET_SECONDS} ago that no write, close or
+        removal has touched since, if they are still as they were then.
+
+        @param quiet: each file's creation number and what it was.
+        """
+        self._drain_events()
+        still = {
+            path: identity for path, (number, identity) in quiet.items()
+            if self._untouched.get(path) == number
+        }
+        for path in still:
+            del self._untouched[path]
+        if still and self.running:
+            Deferred.fromCoroutine(self._refresh_quiet(still)).addErrback(
+                lambda failure: log.failure("updating the index failed", failure)
+            )
+
     # applying changes
 
-    async def _refresh_paths(self, paths: set[str], created: set[str] = frozenset()) -> None:
+    async def _refresh_paths(self, paths: set[str], created: dict[str, int] | None = None) -> None:
         """
-        @param created: files just created: indexed now only if they are
-            links, else when they are closed after writing.
+        @param created: files just created, by their creation's number:
+            indexed now if they are links, after L{QUIET_SECONDS} if no
+            write touches them meanwhile, else when they are closed.
         """
+        created = created or {}
         gone_directories, self._gone_directories = self._gone_directories, set()
         for newer in self._rescans:
             newer.update(paths, created, gone_directories)
             newer.update(p[: -len(SIGNATURE_SUFFIX)] for p in paths if p.endswith(SIGNATURE_SUFFIX))
         inspected = await deferToThread(_inspect, paths, self._roots, created)
+        quiet = {}
+        for path, number in created.items():
+            if self._untouched.get(path) != number:
+                continue
+            if path in inspected.quiet:
+                quiet[path] = (number, inspected.quiet[path])
+            else:
+                # A link, indexed now; or nothing to wait for.
+                del self._untouched[path]
+        if quiet and self.running:
+            def look() -> None:
+                self._quiet_looks.discard(call)
+                self._look_at_quiet_files(quiet)
+
+            call = self._reactor.callLater(QUIET_SECONDS, look)
+            self._quiet_looks.add(call)
         await self._apply(
             inspected.files,
             scope=[],
@@ -584,6 +676,16 @@ class PackageWatcher(Service):
             found = await deferToThread(scan, [directory], self._roots)
             self._watch_directories(found.directories)
             await self._apply(found, scope=[directory], settle=False)
+
+    async def _refresh_quiet(self, quiet: dict[str, _Identity]) -> None:
+        """
+        Index the files of C{quiet} that are still as they were when they
+        were created.
+        """
+        for newer in self._rescans:
+            newer.update(quiet)
+        inspected = await deferToThread(_inspect_unchanged, quiet, self._roots)
+        await self._apply(inspected.files, scope=[], settle=False, signatures=inspected.signatures)
 
     async def _apply(
         self,
@@ -855,18 +957,37 @@ def _under(path: str, paths: set[str]) -> bool:
     return True
 
 
-def _is_link_to_file(path: str) -> bool:
+_Identity = tuple[int, int, int, int]
+"""A file's device, inode, size and modification time (ns)."""
+
+
+def _identity(status: os.stat_result) -> _Identity:
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _look_at_created(path: str) -> bool | _Identity | None:
     """
-    Whether C{path} is a symbolic link to a file or one of several hard
-    links to one.  Blocking.
+    What a just-created name is.  Blocking.
+
+    @return: L{True} for a symbolic link to a file or one of several hard
+        links to one, complete now; for a non-empty file with one name,
+        which may be being written, its identity, to compare later; else
+        L{None}.
     """
+    name = os.path.basename(path)
+    if not name.endswith(SIGNATURE_SUFFIX) and parse_filename(name) is None:
+        return None
     try:
         status = os.lstat(path)
     except OSError:
-        return False
+        return None
     if stat.S_ISLNK(status.st_mode):
-        return os.path.isfile(path)
-    return stat.S_ISREG(status.st_mode) and status.st_nlink > 1
+        return os.path.isfile(path) or None
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    if status.st_nlink > 1:
+        return True
+    return _identity(status) if status.st_size else None
 
 
 class _Plan:
@@ -896,6 +1017,7 @@ class _Inspection:
         self.gone: list[str] = []
         self.directories: list[str] = []
         self.signatures: dict[str, bool] = {}
+        self.quiet: dict[str, _Identity] = {}
 
 
 def _inspect(paths: Iterable[str], roots: list[str], created: Iterable[str] = ()) -> _Inspection:
@@ -903,13 +1025,22 @@ def _inspect(paths: Iterable[str], roots: list[str], created: Iterable[str] = ()
     Sort changed paths into distribution files, directories, signatures and
     paths that are gone.  Blocking.
 
-    @param created: paths just created, looked at only if they are links
-        to files: a file created by writing it is not complete yet.
+    @param created: paths just created, looked at now only if they are
+        links to files: a file created by writing it is not complete yet.
+        The others that may be complete are left in C{quiet}.
     """
     result = _Inspection()
-    paths = list(paths) + [path for path in created if _is_link_to_file(path)]
+    paths = list(paths)
+    for path in created:
+        found = _look_at_created(path)
+        if found is True:
+            paths.append(path)
+        elif found is not None:
+            result.quiet[path] = found
     for path in paths:
         if os.path.isdir(path):
+            # Whatever file had its name is gone.
+            result.gone.append(path)
             result.directories.append(path)
         elif path.endswith(SIGNATURE_SUFFIX):
             result.signatures[path[: -len(SIGNATURE_SUFFIX)]] = os.path.exists(path)
@@ -922,3 +1053,18 @@ def _inspect(paths: Iterable[str], roots: list[str], created: Iterable[str] = ()
             if os.path.exists(path + SIGNATURE_SUFFIX):
                 result.files.signed.add(path)
     return result
+
+
+def _inspect_unchanged(quiet: dict[str, _Identity], roots: list[str]) -> _Inspection:
+    """
+    L{_inspect} the files of C{quiet} that are still what they were.  Blocking.
+    """
+    unchanged = []
+    for path, identity in quiet.items():
+        try:
+            status = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(status.st_mode) and _identity(status) == identity:
+            unchanged.append(path)
+    return _inspect(unchanged, roots)
