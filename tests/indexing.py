@@ -6,8 +6,8 @@ need no reactor.
 from __future__ import annotations
 
 from twistedpypi.config import Config
-from twistedpypi.index import PackageIndex
-from twistedpypi.storage import describe, scan
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.scan.describe import describe, scan
 
 
 def index_directory(directory, algorithms: tuple[str, ...] = ("sha256",)) -> PackageIndex:

@@ -12,10 +12,10 @@ import subprocess
 import pytest
 import pytest_twisted
 import treq
-from twisted.internet import reactor
-from twisted.web.server import Site
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import reactor
+from twisted.web.server import Site
 
 from tests.distributions import wheel_bytes, write
 from tests.indexing import config_for, index_directory

@@ -26,11 +26,12 @@ from tests.hostile import (
     zip_with_many_members,
 )
 from tests.indexing import index_directory
-from twistedpypi.index import PackageIndex
-from twistedpypi.metadata import MAX_METADATA_SIZE, read_core_metadata
-from twistedpypi.render import json_api, simple_project_html, simple_project_json
-from twistedpypi.storage import describe, scan
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.pages.jsonapi import json_api
+from twistedpypi.pages.simple import simple_project_html, simple_project_json
+from twistedpypi.scan.describe import describe, scan
+from twistedpypi.scan.metadata import MAX_METADATA_SIZE, read_core_metadata
+from twistedpypi.scan.watcher import PackageWatcher
 
 MEMORY_LIMIT = 16 * 1024 * 1024
 """A few times MAX_METADATA_SIZE; every bomb here unpacks to 1 GiB."""

@@ -9,7 +9,7 @@ from treq.testing import StubTreq
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
 from tests.indexing import config_for, index_directory
-from twistedpypi.browse_render import human_size, summary_of
+from twistedpypi.pages.browse import human_size, summary_of
 from twistedpypi.web.root import Root
 
 

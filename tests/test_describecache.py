@@ -9,10 +9,10 @@ import pytest_twisted
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
 from tests.indexing import index_directory
-from twistedpypi import describecache
-from twistedpypi.index import PackageIndex
-from twistedpypi.metadatastore import MetadataStore
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.index.metadatastore import MetadataStore
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.scan import describecache
+from twistedpypi.scan.watcher import PackageWatcher
 
 
 def test_descriptions_round_trip(packages, tmp_path):
@@ -162,7 +162,7 @@ async def test_a_restart_notices_a_signature_that_came_meanwhile(packages, tmp_p
 
 
 def test_a_scan_gives_an_unchanged_file_as_its_description_and_a_changed_one_as_found(packages):
-    from twistedpypi.storage import FileState, scan
+    from twistedpypi.scan.describe import FileState, scan
 
     same = write(packages, wheel_bytes("same", "1.0"))
     changed = write(packages, wheel_bytes("changed", "1.0"))

@@ -12,13 +12,13 @@ import pytest_twisted
 from twisted.internet.threads import deferToThread
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
-from twistedpypi import describeworker
-from twistedpypi.describeworker import DescribeWorker, shares
-from twistedpypi.index import PackageIndex
-from twistedpypi.listing import EarlyListing, link_roots
-from twistedpypi.metadatastore import MetadataStore
-from twistedpypi.storage import describe, scan
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.index.metadatastore import MetadataStore
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.scan import workers as describeworker
+from twistedpypi.scan.describe import describe, scan
+from twistedpypi.scan.listing import EarlyListing, link_roots
+from twistedpypi.scan.watcher import PackageWatcher
+from twistedpypi.scan.workers import DescribeWorker, shares
 
 
 @pytest.mark.parametrize("count, workers", [(0, 1), (500, 2), (4000, 1), (5000, 1), (20000, 1), (20000, 3), (100001, 3)])

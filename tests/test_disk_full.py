@@ -23,9 +23,9 @@ from twisted.internet import reactor
 from tests.distributions import wheel_bytes, write
 from tests.indexing import config_for
 from tests.test_e2e_upload import BOUNDARY, fetch, form_body, post, twine, upload_form
-from twistedpypi import storage
-from twistedpypi.index import PackageIndex
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.uploads import store
+from twistedpypi.scan.watcher import PackageWatcher
 from twistedpypi.web.site import make_site
 
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}".encode()
@@ -81,11 +81,11 @@ def half_then_enospc(real):
 
 FAULTS = {
     "write": lambda monkeypatch: monkeypatch.setattr(
-        storage.TemporaryUpload, "write", half_then_enospc(storage.TemporaryUpload.write)
+        store.TemporaryUpload, "write", half_then_enospc(store.TemporaryUpload.write)
     ),
-    "fsync": lambda monkeypatch: monkeypatch.setattr(storage.os, "fsync", no_space),
+    "fsync": lambda monkeypatch: monkeypatch.setattr(store.os, "fsync", no_space),
     "create": lambda monkeypatch: monkeypatch.setattr("tempfile.mkstemp", no_space),
-    "link": lambda monkeypatch: monkeypatch.setattr(storage.os, "link", no_space),
+    "link": lambda monkeypatch: monkeypatch.setattr(store.os, "link", no_space),
 }
 
 
@@ -112,14 +112,14 @@ async def test_a_full_disk_is_507_with_a_reason_and_leaves_no_file(site, package
 @pytest_twisted.ensureDeferred
 async def test_a_signature_that_does_not_fit_is_507_and_the_file_is_kept_whole(site, packages, monkeypatch):
     filename, data = wheel_bytes("demo", "1.0")
-    real = storage.TemporaryUpload.write
+    real = store.TemporaryUpload.write
 
     def write(self, chunk):
         if chunk.startswith(b"-----BEGIN PGP"):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(self, chunk)
 
-    monkeypatch.setattr(storage.TemporaryUpload, "write", write)
+    monkeypatch.setattr(store.TemporaryUpload, "write", write)
     body = form_body(
         [(":action", "file_upload"), ("name", "demo"), ("version", "1.0")],
         [("content", filename, data), ("gpg_signature", filename + ".asc", b"-----BEGIN PGP SIGNATURE-----\n")],

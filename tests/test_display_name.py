@@ -13,7 +13,7 @@ import zipfile
 import pytest
 
 from tests.distributions import wheel_bytes, write
-from twistedpypi.distfile import spells_project
+from twistedpypi.index.distfile import spells_project
 
 KELVIN = "\u212aelvin"
 JSON = "application/vnd.pypi.simple.v1+json"

@@ -1,6 +1,6 @@
 import pytest
 
-from twistedpypi.distfile import normalize_name, parse_filename, version_sort_key
+from twistedpypi.index.distfile import normalize_name, parse_filename, version_sort_key
 
 
 @pytest.mark.parametrize(

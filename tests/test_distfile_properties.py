@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from twistedpypi.distfile import SDIST_SUFFIXES, normalize_name, parse_filename
+from twistedpypi.index.distfile import SDIST_SUFFIXES, normalize_name, parse_filename
 
 NORMALIZED = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 

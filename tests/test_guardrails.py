@@ -29,7 +29,15 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
-from tests.guardrails import CANARY, RSS_GROWTH_LIMIT, HostileRequest, Server, check, report, rss_bytes
+from tests.guardrails import (
+    CANARY,
+    RSS_GROWTH_LIMIT,
+    HostileRequest,
+    Server,
+    check,
+    report,
+    rss_bytes,
+)
 from tests.server import ServerProcess
 
 USER, PASSWORD = "alice", "s3cret-pass"

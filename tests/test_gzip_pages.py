@@ -9,7 +9,7 @@ import pytest_twisted
 
 from tests.distributions import wheel_bytes, write
 from tests.test_web import loopback  # noqa: F401 (a fixture)
-from twistedpypi.index import GZIP_FROM, Page
+from twistedpypi.index.model import GZIP_FROM, Page
 from twistedpypi.web.respond import accepts_gzip
 
 

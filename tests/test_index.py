@@ -4,7 +4,7 @@ import pytest
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
 from tests.indexing import index_directory
-from twistedpypi.storage import describe, scan
+from twistedpypi.scan.describe import describe, scan
 
 
 def test_files_are_grouped_by_normalized_project(packages):
@@ -40,7 +40,7 @@ def test_hashes_and_metadata_are_computed_when_the_file_is_described(packages):
 @pytest.mark.parametrize("lean", [True, False], ids=["small", "large"])
 @pytest.mark.parametrize("change", ["grown", "rewritten", "gone"])
 def test_a_file_changed_since_the_scan_is_not_described_until_scanned_again(packages, monkeypatch, lean, change):
-    from twistedpypi import storage
+    from twistedpypi.scan import describe as storage
 
     if not lean:  # read as a stream, as files over the lean size are
         monkeypatch.setattr(storage, "MAX_LEAN_SIZE", 10)
@@ -113,7 +113,7 @@ def test_the_total_size_follows_the_files_served(tmp_path):
 
 
 def test_files_by_path_keeps_no_path_strings_yet_answers_by_path(packages):
-    from twistedpypi.index import FilesByPath
+    from twistedpypi.index.model import FilesByPath
 
     write(packages, wheel_bytes("demo", "1.0"))
     (packages / "sub").mkdir()
@@ -136,7 +136,7 @@ def test_files_by_path_keeps_no_path_strings_yet_answers_by_path(packages):
 
 
 def test_a_file_at_the_root_keeps_its_path():
-    from twistedpypi.index import split_path
+    from twistedpypi.index.model import split_path
 
     assert split_path("/demo-1.0.tar.gz") == ("", "demo-1.0.tar.gz")
     assert split_path("/srv/packages/demo-1.0.tar.gz") == ("/srv/packages", "demo-1.0.tar.gz")

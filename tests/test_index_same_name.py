@@ -7,9 +7,9 @@ keeps it served rather than handing its place to the other copy.
 from dataclasses import replace
 
 from tests.distributions import wheel_bytes, write
-from twistedpypi.index import PackageIndex
-from twistedpypi.render import simple_project_html
-from twistedpypi.storage import describe, scan
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.pages.simple import simple_project_html
+from twistedpypi.scan.describe import describe, scan
 
 FILENAME = "demo-1.0-py3-none-any.whl"
 

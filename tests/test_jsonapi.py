@@ -6,10 +6,10 @@ their caches.
 import json
 
 import pytest_twisted
+from treq.testing import StubTreq
 
 from tests.indexing import config_for, index_directory
 from tests.test_web import PEP691_JSON, client, demo, get  # noqa: F401 (fixture)
-from treq.testing import StubTreq
 from twistedpypi.web.root import Root
 
 

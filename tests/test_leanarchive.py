@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.distributions import core_metadata, sdist_bytes, wheel_bytes
-from twistedpypi import metadata, storage
-from twistedpypi.distfile import parse_filename
-from twistedpypi.leanarchive import Unusual
+from twistedpypi.index.distfile import parse_filename
+from twistedpypi.scan import describe as storage
+from twistedpypi.scan import metadata
+from twistedpypi.scan.leanarchive import Unusual
 
 # Duplicate names are on purpose: the first match is the one read.
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")

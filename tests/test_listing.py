@@ -14,9 +14,15 @@ from twisted.internet import reactor, task
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
 from tests.test_watch import wait_for
-from twistedpypi.index import PackageIndex
-from twistedpypi.listing import PART_ENTRIES, EarlyListing, ListingLost, link_roots, list_tree
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.scan.listing import (
+    PART_ENTRIES,
+    EarlyListing,
+    ListingLost,
+    link_roots,
+    list_tree,
+)
+from twistedpypi.scan.watcher import PackageWatcher
 
 
 def fill(packages):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from twistedpypi import memory
+from twistedpypi.process import memory
 
 
 def resident_bytes() -> int:

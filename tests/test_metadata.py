@@ -3,7 +3,7 @@ import tarfile
 import zipfile
 
 from tests.distributions import core_metadata, sdist_bytes, wheel_bytes, write
-from twistedpypi.metadata import MAX_METADATA_SIZE, read_core_metadata
+from twistedpypi.scan.metadata import MAX_METADATA_SIZE, read_core_metadata
 
 
 def test_wheel_metadata_is_read_and_servable(tmp_path):
@@ -65,7 +65,7 @@ def test_metadata_that_is_not_utf8_still_reads(tmp_path):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from twistedpypi.metadata import header_fields, parse_core_metadata  # noqa: E402
+from twistedpypi.index.coremetadata import header_fields, parse_core_metadata
 
 _PIECES = [b"\n", b"\r", b"\r\n", b"\n\n", b" ", b"\t", b":", b": ", b"Name", b"name", b" Name",
            b"Requires-Python", b"requires-python ", b"Summary", b">=3.8", b"x", b"\xc3", b"\xa9", b"\xff"]

@@ -11,10 +11,10 @@ import pytest
 import pytest_twisted
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
-from twistedpypi.index import FilesByPath, PackageIndex
-from twistedpypi.metadatastore import MAX_LENGTH, MetadataStore, place, unpack
-from twistedpypi.storage import scan
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.index.metadatastore import MAX_LENGTH, MetadataStore, place, unpack
+from twistedpypi.index.model import FilesByPath, PackageIndex
+from twistedpypi.scan.describe import scan
+from twistedpypi.scan.watcher import PackageWatcher
 
 
 def test_what_is_added_reads_back(tmp_path):
@@ -98,6 +98,6 @@ def test_a_scan_reuses_what_it_knows(packages):
 
 
 def _described(state):
-    from twistedpypi.storage import describe
+    from twistedpypi.scan.describe import describe
 
     return describe(state, ("sha256",), False)

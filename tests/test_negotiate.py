@@ -1,6 +1,6 @@
 import pytest
 
-from twistedpypi.render import HTML, SIMPLE_HTML, SIMPLE_JSON
+from twistedpypi.pages.simple import HTML, SIMPLE_HTML, SIMPLE_JSON
 from twistedpypi.web.negotiate import choose_media_type
 
 

@@ -18,8 +18,8 @@ import urllib.request
 import pytest
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
-from tests.server import REPO, free_port
 from tests.pipsearch import pip_search
+from tests.server import REPO, free_port
 
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)

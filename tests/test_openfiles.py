@@ -9,7 +9,7 @@ import pytest
 from twisted.internet import reactor
 from twisted.internet.selectreactor import SelectReactor
 
-from twistedpypi.openfiles import raise_open_file_limit
+from twistedpypi.process.openfiles import raise_open_file_limit
 
 LOW = 256
 

@@ -17,8 +17,8 @@ from twisted.web.http_headers import Headers
 
 from tests.distributions import wheel_bytes, write
 from tests.indexing import config_for, index_directory
-from twistedpypi.drain import DrainService, InFlight
 from twistedpypi.metrics import Metrics, render_prometheus
+from twistedpypi.process.drain import DrainService, InFlight
 from twistedpypi.web.root import Root
 from twistedpypi.web.site import IndexSite
 
@@ -104,7 +104,7 @@ def test_prometheus_text_has_help_and_type_for_every_metric(packages):
 
 
 def test_the_proxys_counters_are_reported(packages):
-    from twistedpypi.upstream import UpstreamStats
+    from twistedpypi.proxy.upstream import UpstreamStats
 
     stats = UpstreamStats(page_fetches=2, file_hits=3, errors=1)
     values = parse_metrics(render_prometheus(Metrics(), index_directory(packages), upstream=stats).decode())

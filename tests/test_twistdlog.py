@@ -1,5 +1,5 @@
 """
-twistd's log through L{twistedpypi.twistdlog}: the very text twisted.logger's
+twistd's log through L{twistedpypi.process.twistdlog}: the very text twisted.logger's
 own file observer would write, to the file twistd would choose, and a
 C{--logfile} that still rotates on C{SIGUSR1}.
 """
@@ -13,23 +13,22 @@ import urllib.request
 import pytest
 from twisted.logger import (
     ILogObserver,
+    Logger,
     LogLevel,
     LogPublisher,
-    Logger,
     formatEventAsClassicLogText,
     formatTime,
     jsonFileLogObserver,
     timeFormatRFC3339,
 )
 from twisted.python.components import Componentized
-from twisted.python.failure import Failure
 from twisted.python.logfile import LogFile
 from twisted.web.test.requesthelper import DummyRequest
 
 from tests.distributions import wheel_bytes, write
 from tests.server import REPO, free_port, twistd
 from tests.test_e2e_operations import wait_until_serving
-from twistedpypi.twistdlog import (
+from twistedpypi.process.twistdlog import (
     SecondStamp,
     classic_formatter,
     give_twistd_this_log,
@@ -90,7 +89,7 @@ def test_lines_are_those_of_twisted_logger_text_observer(monkeypatch):
 def test_an_access_line_is_written_as_formatted_under_its_namespace_and_level(monkeypatch):
     event = access_event(monkeypatch)
     line = classic_formatter(SecondStamp())(event)
-    assert line == f"{formatTime(event['log_time'])} [twistedpypi.access#info] {event['access_line']}\n"
+    assert line == f"{formatTime(event['log_time'])} [twistedpypi.access#info] {event['log_line']}\n"
 
 
 def test_the_stamp_of_each_second_is_twisted_logger_own():

@@ -7,16 +7,18 @@ import hashlib
 
 import pytest
 
-from twistedpypi.upload import (
-    MAX_PART_HEADERS,
-    MultipartError,
-    MultipartParser,
+from twistedpypi.uploads.form import (
     UploadForm,
-    UploadRejected,
-    boundary_from_content_type,
     check_digests,
     check_filename,
     check_upload,
+)
+from twistedpypi.uploads.multipart import (
+    MAX_PART_HEADERS,
+    MultipartError,
+    MultipartParser,
+    UploadRejected,
+    boundary_from_content_type,
 )
 
 BOUNDARY = b"----boundary42"

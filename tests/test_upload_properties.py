@@ -9,11 +9,11 @@ what it holds back bounded at every step.
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from twistedpypi.upload import (
+from twistedpypi.uploads.form import UploadForm
+from twistedpypi.uploads.multipart import (
     MAX_BOUNDARY_LINE,
     MAX_PART_HEADERS,
     MultipartParser,
-    UploadForm,
     UploadRejected,
 )
 

@@ -28,10 +28,10 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from tests.distributions import core_metadata, wheel_bytes, write
 from tests.indexing import config_for, index_directory
-from twistedpypi import download as download_module
+from twistedpypi.proxy import fetch as download_module
+from twistedpypi.proxy.page import parse_html, parse_json
+from twistedpypi.proxy.upstream import Upstream, split_credentials
 from twistedpypi.tap import Options
-from twistedpypi.upstream import Upstream, split_credentials
-from twistedpypi.upstreampage import parse_html, parse_json
 from twistedpypi.web.root import Root
 
 PEP691_JSON = "application/vnd.pypi.simple.v1+json"
@@ -654,7 +654,7 @@ async def test_only_plain_file_names_of_normalised_projects_are_served(servers, 
 
 
 def test_unfinished_downloads_are_swept_away(tmp_path):
-    from twistedpypi.upstream import sweep_temporaries
+    from twistedpypi.proxy.upstream import sweep_temporaries
 
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / ".p-1.0.tar.gz.abc.part").write_bytes(b"half")
@@ -664,7 +664,7 @@ def test_unfinished_downloads_are_swept_away(tmp_path):
 
 
 def test_a_page_or_metadata_file_left_unfinished_by_a_crash_is_swept_away(tmp_path, monkeypatch):
-    from twistedpypi.upstream import _write_atomically, sweep_temporaries
+    from twistedpypi.proxy.upstream import _write_atomically, sweep_temporaries
 
     def crash(source, destination):
         raise KeyboardInterrupt("killed before the rename")
@@ -679,7 +679,7 @@ def test_a_page_or_metadata_file_left_unfinished_by_a_crash_is_swept_away(tmp_pa
 
 
 def test_the_start_up_scan_lists_complete_files_and_spares_this_runs_downloads(tmp_path):
-    from twistedpypi.upstream import scan_cache
+    from twistedpypi.proxy.upstream import scan_cache
 
     (tmp_path / "p").mkdir()
     old = tmp_path / "p" / ".p-1.0.tar.gz.abc.part"
@@ -694,8 +694,8 @@ def test_the_start_up_scan_lists_complete_files_and_spares_this_runs_downloads(t
 
 
 def test_the_service_has_an_upstream_only_in_proxy_mode_with_fallback_enabled(tmp_path):
+    from twistedpypi.proxy.upstream import UpstreamService
     from twistedpypi.tap import makeService
-    from twistedpypi.upstream import UpstreamService
 
     def upstreams(*arguments):
         options = Options()
@@ -828,7 +828,7 @@ class DiskOnTheReactor:
 
 @pytest_twisted.ensureDeferred
 async def test_cached_files_and_metadata_are_sent_without_touching_the_disk_on_the_reactor(servers, packages, upstream_project, tmp_path, monkeypatch):
-    from twistedpypi.upstream import UpstreamService
+    from twistedpypi.proxy.upstream import UpstreamService
 
     fake, url = servers.fake_upstream()
     publish(fake, upstream_project)

@@ -14,8 +14,8 @@ import pytest_twisted
 from twisted.internet import reactor, task
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
-from twistedpypi.index import PackageIndex
-from twistedpypi.watch import POLL_INTERVAL, SETTLE_SECONDS, PackageWatcher
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.scan.watcher import POLL_INTERVAL, SETTLE_SECONDS, PackageWatcher
 
 
 async def wait_for(condition, timeout=1.0):
@@ -105,7 +105,7 @@ async def test_signatures_are_noticed(watcher, packages):
 def test_safety_net_rescans_are_spaced_by_what_they_cost(packages):
     from twisted.internet.task import Clock, LoopingCall
 
-    from twistedpypi import watch
+    from twistedpypi.scan import watcher as watch
 
     watcher = watch.PackageWatcher(PackageIndex(), [str(packages)], reactor=Clock())
     watcher._notifier = object()  # as when inotify announces changes

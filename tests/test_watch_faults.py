@@ -13,8 +13,8 @@ import pytest_twisted
 
 from tests.distributions import wheel_bytes, write
 from tests.test_watch import wait_for
-from twistedpypi.index import PackageIndex
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.scan.watcher import PackageWatcher
 
 
 @pytest.fixture(params=["inotify", "polling"])

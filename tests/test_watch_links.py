@@ -20,9 +20,9 @@ from tests.distributions import sdist_bytes, wheel_bytes, write
 from tests.test_e2e_upload import post, upload_form
 from tests.test_watch import wait_for
 from tests.test_workers import WITH_TWO_WORKERS, listening_sockets
-from twistedpypi import watch
-from twistedpypi.index import PackageIndex
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.scan import watcher as watch
+from twistedpypi.scan.watcher import PackageWatcher
 
 pytestmark = pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
 

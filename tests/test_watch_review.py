@@ -13,13 +13,13 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, task, threads
 
-import twistedpypi.listing as listing
-import twistedpypi.storage as storage
-import twistedpypi.watch as watch
+import twistedpypi.scan.describe as storage
+import twistedpypi.scan.listing as listing
+import twistedpypi.scan.watcher as watch
 from tests.distributions import wheel_bytes, write
 from tests.test_watch import wait_for
-from twistedpypi.index import PackageIndex
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.scan.watcher import PackageWatcher
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def read_password_file(path: str) -> tuple[tuple[int, int, int], HtpasswdFile]:
     """
     from passlib.apache import HtpasswdFile
 
-    from twistedpypi.storage import open_regular_descriptor
+    from twistedpypi.fs import open_regular_descriptor
 
     descriptor, _ = open_regular_descriptor(path)
     try:

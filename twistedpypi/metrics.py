@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from twistedpypi.index import PackageIndex
+from twistedpypi.index.model import PackageIndex
 
 EVENTS = {
     "uploads": "Distribution files stored by uploads.",
@@ -82,7 +82,7 @@ def render_prometheus(
     """
     The Prometheus text exposition (format 0.0.4) of C{metrics}, of the
     index's size, of the number of requests C{in_flight}, and of the proxy's
-    L{twistedpypi.upstream.UpstreamStats} C{upstream} (zeros when the
+    L{twistedpypi.proxy.upstream.UpstreamStats} C{upstream} (zeros when the
     server does not proxy).
     """
     out = [_header("twistedpypi_http_requests_total", "counter", "HTTP requests answered, by route and status.")]

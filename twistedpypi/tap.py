@@ -17,7 +17,13 @@ from twisted.application import service
 from twisted.logger import Logger
 from twisted.python import usage
 
-from twistedpypi.config import ACTIONS, DEFAULT_FALLBACK_URL, FALLBACK_MODES, LISTEN_BACKLOG, Config
+from twistedpypi.config import (
+    ACTIONS,
+    DEFAULT_FALLBACK_URL,
+    FALLBACK_MODES,
+    LISTEN_BACKLOG,
+    Config,
+)
 
 log = Logger()
 
@@ -329,7 +335,7 @@ def _metadata_store(describe_cache: str | None):
     else in the system's temporary directory; L{None} (kept in memory) when
     neither can take a file.
     """
-    from twistedpypi.metadatastore import MetadataStore
+    from twistedpypi.index.metadatastore import MetadataStore
 
     directories = [os.path.dirname(describe_cache)] if describe_cache else []
     for directory in [*directories, None]:
@@ -349,7 +355,7 @@ def _metadata_store(describe_cache: str | None):
 class ServerService(service.MultiService):
     """
     The server's top service.  Added to twistd's application, it gives the
-    application this server's log observer (see L{twistedpypi.twistdlog}).
+    application this server's log observer (see L{twistedpypi.process.twistdlog}).
 
     @param server_options: twistd's own options, if twistd runs the server.
     """
@@ -361,7 +367,7 @@ class ServerService(service.MultiService):
     def setServiceParent(self, parent) -> None:
         super().setServiceParent(parent)
         if self.server_options is not None and hasattr(parent, "setComponent"):
-            from twistedpypi.twistdlog import give_twistd_this_log
+            from twistedpypi.process.twistdlog import give_twistd_this_log
 
             give_twistd_this_log(parent, self.server_options)
 
@@ -380,8 +386,8 @@ def makeService(options: Options) -> service.IService:
     """
     from twisted.internet import reactor
 
-    from twistedpypi.memory import keep_large_blocks_apart
-    from twistedpypi.openfiles import raise_open_file_limit
+    from twistedpypi.process.memory import keep_large_blocks_apart
+    from twistedpypi.process.openfiles import raise_open_file_limit
 
     keep_large_blocks_apart()
     raise_open_file_limit(reactor)
@@ -392,7 +398,7 @@ def makeService(options: Options) -> service.IService:
     spare_cores = _available_cores() // options["workers"] - 1
     early_listing = None
     if server_options is not None and spare_cores > 0:
-        from twistedpypi.listing import EarlyListing, link_roots
+        from twistedpypi.scan.listing import EarlyListing, link_roots
 
         # Under twistd, started first: it lists the package directories on
         # another core while this one imports the rest of the server.
@@ -400,16 +406,15 @@ def makeService(options: Options) -> service.IService:
             config.directories, link_roots(config.directories, config.follow_symlinks)
         )
 
-    from twistedpypi.describeworker import MAX_DESCRIBE_WORKERS
-    from twistedpypi.drain import DrainService, exit_cleanly_on_sigterm
-    from twistedpypi.index import PackageIndex
-    from twistedpypi.listen import ListeningService
-    from twistedpypi.watch import PackageWatcher
+    from twistedpypi.index.model import PackageIndex
+    from twistedpypi.process.drain import DrainService, exit_cleanly_on_sigterm
+    from twistedpypi.process.listen import ListeningService
+    from twistedpypi.process.twistdlog import logs_to_stdout
+    from twistedpypi.scan.watcher import PackageWatcher
+    from twistedpypi.scan.workers import MAX_DESCRIBE_WORKERS
+    from twistedpypi.uploads.store import remove_stale_uploads
     from twistedpypi.web.site import make_site
     from twistedpypi.web.upload import UploadsService
-
-    from twistedpypi.storage import remove_stale_uploads
-    from twistedpypi.twistdlog import logs_to_stdout
 
     # Before listening: the leftovers of uploads a killed server was taking.
     for path in remove_stale_uploads(config.upload_directory):
@@ -428,7 +433,7 @@ def makeService(options: Options) -> service.IService:
     watcher.setServiceParent(top)
     upstream = None
     if config.fallback_mode == "proxy" and config.fallback_url:
-        from twistedpypi.upstream import Upstream, UpstreamService
+        from twistedpypi.proxy.upstream import Upstream, UpstreamService
 
         upstream = Upstream(config.fallback_url, config.cache_dir, config.upstream_ttl, config.upstream_timeout)
         UpstreamService(upstream).setServiceParent(top)

@@ -15,6 +15,8 @@ import time
 from twisted.logger import Logger, LogLevel
 from twisted.web.server import Request
 
+from twistedpypi.process.twistdlog import LINE_FORMAT
+
 log = Logger(namespace="twistedpypi.access")
 
 FORMAT = '%s - %s [%s] "%s %s %s" %s %s "%s" "%s" %.3f'
@@ -23,9 +25,6 @@ Apache's combined format (client, user, time, method, URI, protocol,
 status, size, referer, user agent), then the seconds from request line to
 answer.
 """
-
-LINE_FORMAT = "{access_line}"
-"""The C{log_format} of an access event: its line, formatted already."""
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # As Apache's mod_log_config escapes: quotes and backslashes with a
@@ -99,7 +98,7 @@ def log_access(request: Request, status: int, duration: float) -> None:
     # its keyword arguments and level check (6-10 us a request, against 2).
     log.observer(
         {
-            "access_line": FORMAT % (client, user, stamp, method, uri, protocol, status, size, referer, agent, duration),
+            "log_line": FORMAT % (client, user, stamp, method, uri, protocol, status, size, referer, agent, duration),
             "client": client,
             "user": user,
             "time": stamp,

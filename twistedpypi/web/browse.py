@@ -8,15 +8,15 @@ from __future__ import annotations
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from twistedpypi.browse_render import (
+from twistedpypi.index.distfile import normalize_name
+from twistedpypi.index.model import PackageIndex, Page, Project
+from twistedpypi.pages.browse import (
     CONTENT_SECURITY_POLICY,
     not_found_html,
     project_list_html,
     project_page_html,
 )
-from twistedpypi.distfile import normalize_name
-from twistedpypi.index import PackageIndex, Page, Project
-from twistedpypi.render import HTML
+from twistedpypi.pages.simple import HTML
 from twistedpypi.web.respond import base_url, relative_redirect, send_page
 
 _MAX_CACHED_BASES = 8

@@ -20,15 +20,21 @@ from typing import BinaryIO, Callable, Sequence
 
 from twisted.internet.interfaces import IPullProducer
 from twisted.web import http, static
-from twisted.web.http import CACHED, OK, PARTIAL_CONTENT, REQUESTED_RANGE_NOT_SATISFIABLE
+from twisted.web.http import (
+    CACHED,
+    OK,
+    PARTIAL_CONTENT,
+    REQUESTED_RANGE_NOT_SATISFIABLE,
+)
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 from zope.interface import implementer
 
 from twistedpypi.config import DEFAULT_FILE_CACHE_SIZE
-from twistedpypi.index import PackageIndex, Page
-from twistedpypi.render import HTML, packages_listing_html
-from twistedpypi.storage import SIGNATURE_SUFFIX, open_regular_descriptor, open_regular_file
+from twistedpypi.fs import open_regular_descriptor, open_regular_file
+from twistedpypi.index.distfile import SIGNATURE_SUFFIX
+from twistedpypi.index.model import PackageIndex, Page
+from twistedpypi.pages.simple import HTML, packages_listing_html
 from twistedpypi.web.ranges import (
     WHOLE_FILE,
     RangePlan,

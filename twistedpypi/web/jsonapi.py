@@ -5,14 +5,14 @@ C{/pypi/<project>/<version>/json}.
 
 from __future__ import annotations
 
+from packaging.version import InvalidVersion, Version
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from packaging.version import InvalidVersion, Version
-
-from twistedpypi.distfile import is_project_name, normalize_name
-from twistedpypi.index import PackageIndex, Page, Project
-from twistedpypi.render import JSON, json_api
+from twistedpypi.index.distfile import is_project_name, normalize_name
+from twistedpypi.index.model import PackageIndex, Page, Project
+from twistedpypi.pages.jsonapi import json_api
+from twistedpypi.pages.simple import JSON
 from twistedpypi.web.respond import base_url, error_page, relative_redirect, send_page
 
 _MAX_CACHED_PAGES = 8

@@ -8,7 +8,7 @@ from __future__ import annotations
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from twistedpypi.index import PackageIndex
+from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import Metrics, render_prometheus
 
 PROMETHEUS_TEXT = b"text/plain; version=0.0.4; charset=utf-8"

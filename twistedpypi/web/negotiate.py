@@ -5,7 +5,7 @@ from the C{Accept} header's q-values or the C{format} query parameter.
 
 from __future__ import annotations
 
-from twistedpypi.render import HTML, SIMPLE_HTML, SIMPLE_JSON
+from twistedpypi.pages.simple import HTML, SIMPLE_HTML, SIMPLE_JSON
 
 TEXT_HTML = b"text/html"
 

@@ -19,11 +19,16 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from twistedpypi.distfile import parse_filename
-from twistedpypi.download import FileDownload, UpstreamError
-from twistedpypi.index import PackageIndex, Page
-from twistedpypi.render import SIMPLE_JSON, simple_upstream_html, simple_upstream_json
-from twistedpypi.upstream import METADATA_SUFFIX, Upstream, is_normalized_project_name
+from twistedpypi.index.distfile import parse_filename
+from twistedpypi.index.model import PackageIndex, Page
+from twistedpypi.pages.simple import SIMPLE_JSON
+from twistedpypi.proxy.fetch import FileDownload, UpstreamError
+from twistedpypi.proxy.pages import simple_upstream_html, simple_upstream_json
+from twistedpypi.proxy.upstream import (
+    METADATA_SUFFIX,
+    Upstream,
+    is_normalized_project_name,
+)
 from twistedpypi.web.files import DistributionFileResource
 from twistedpypi.web.respond import error_page, send_page
 

@@ -15,7 +15,7 @@ from twisted.web.http import NOT_MODIFIED, PRECONDITION_FAILED
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from twistedpypi.index import Page
+from twistedpypi.index.model import Page
 
 
 def send_page(

@@ -10,8 +10,8 @@ from twisted.web.server import Request
 
 from twistedpypi.auth import DOWNLOAD, LIST, UPDATE, AccessPolicy
 from twistedpypi.config import Config
-from twistedpypi.distfile import is_project_name, normalize_name
-from twistedpypi.index import PackageIndex
+from twistedpypi.index.distfile import is_project_name, normalize_name
+from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import METRICS, Metrics
 from twistedpypi.web.browse import Browse
 from twistedpypi.web.files import Packages
@@ -19,7 +19,12 @@ from twistedpypi.web.guard import Guard
 from twistedpypi.web.jsonapi import JsonApi
 from twistedpypi.web.metrics import MetricsPage
 from twistedpypi.web.respond import error_page, relative_redirect
-from twistedpypi.web.simple import FallbackRedirect, MissingProject, NotFound, SimpleIndex
+from twistedpypi.web.simple import (
+    FallbackRedirect,
+    MissingProject,
+    NotFound,
+    SimpleIndex,
+)
 from twistedpypi.web.upload import Uploads
 from twistedpypi.web.welcome import Welcome
 from twistedpypi.web.xmlrpc import PackageSearch
@@ -90,7 +95,7 @@ class Root(Resource):
             else None
         )
         if upstream is not None:
-            # Proxy mode (twistedpypi.upstream): pages and /upstream/ files.
+            # Proxy mode (twistedpypi.proxy.upstream): pages and /upstream/ files.
             from twistedpypi.web.proxy import UpstreamFiles, UpstreamProxy
 
             missing = UpstreamProxy(upstream, cache_control)

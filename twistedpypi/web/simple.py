@@ -11,9 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from twistedpypi.distfile import is_project_name, normalize_name
-from twistedpypi.index import PackageIndex, Page, Project
-from twistedpypi.render import (
+from twistedpypi.index.distfile import is_project_name, normalize_name
+from twistedpypi.index.model import PackageIndex, Page, Project
+from twistedpypi.pages.simple import (
     SIMPLE_JSON,
     simple_project_html,
     simple_project_json,
@@ -21,7 +21,12 @@ from twistedpypi.render import (
     simple_root_json,
 )
 from twistedpypi.web.negotiate import choose_media_type
-from twistedpypi.web.respond import absolute_redirect, error_page, relative_redirect, send_page
+from twistedpypi.web.respond import (
+    absolute_redirect,
+    error_page,
+    relative_redirect,
+    send_page,
+)
 
 
 class MissingProject(Protocol):

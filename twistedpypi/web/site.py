@@ -19,12 +19,12 @@ from twisted.web.server import Request, Site
 
 from twistedpypi.auth import AccessPolicy
 from twistedpypi.config import Config
-from twistedpypi.drain import InFlight
-from twistedpypi.index import PackageIndex
-from twistedpypi.metadata import MAX_METADATA_SIZE
+from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import METRICS, Metrics
-from twistedpypi.upload import boundary_from_content_type
-from twistedpypi.watch import PackageWatcher
+from twistedpypi.process.drain import InFlight
+from twistedpypi.scan.metadata import MAX_METADATA_SIZE
+from twistedpypi.scan.watcher import PackageWatcher
+from twistedpypi.uploads.multipart import boundary_from_content_type
 from twistedpypi.web.accesslog import log_access
 from twistedpypi.web.metrics import RouteNames
 from twistedpypi.web.respond import allowed_methods, error_page, status_phrase
@@ -591,7 +591,7 @@ def make_site(
     """
     The site serving C{index} with the settings in C{config}, counting in
     C{metrics} (the process's L{METRICS} by default); C{upstream} is the
-    L{twistedpypi.upstream.Upstream} to proxy, if any.
+    L{twistedpypi.proxy.upstream.Upstream} to proxy, if any.
     """
     metrics = METRICS if metrics is None else metrics
     policy = AccessPolicy.from_config(config)

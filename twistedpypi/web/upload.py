@@ -26,23 +26,25 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from twistedpypi.auth import UPDATE, AccessPolicy, Verdict
 from twistedpypi.config import Config
-from twistedpypi.distfile import normalize_name, version_from_filename_matches
-from twistedpypi.index import PackageIndex
-from twistedpypi.storage import (
+from twistedpypi.index.distfile import (
     SIGNATURE_SUFFIX,
-    TemporaryUpload,
-    claim,
-    remove_files,
-    store_signature,
+    normalize_name,
+    version_from_filename_matches,
 )
-from twistedpypi.upload import (
-    MultipartParser,
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.uploads.form import (
     UploadForm,
-    UploadRejected,
     check_digests,
     check_filename,
     check_upload,
     sent_digests,
+)
+from twistedpypi.uploads.multipart import MultipartParser, UploadRejected
+from twistedpypi.uploads.store import (
+    TemporaryUpload,
+    claim,
+    remove_files,
+    store_signature,
 )
 from twistedpypi.web.guard import authorize_request
 from twistedpypi.web.respond import error_page

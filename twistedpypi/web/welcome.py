@@ -11,7 +11,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from twistedpypi import __version__
-from twistedpypi.index import PackageIndex
+from twistedpypi.index.model import PackageIndex
 from twistedpypi.web.respond import base_url
 
 _TEMPLATE = """<!DOCTYPE html>

@@ -9,9 +9,9 @@ from __future__ import annotations
 from twisted.web import xmlrpc
 from twisted.web.server import Request
 
-from twistedpypi.browse_render import release_summary
-from twistedpypi.distfile import normalize_name, version_sort_key
-from twistedpypi.index import PackageIndex
+from twistedpypi.index.distfile import normalize_name, version_sort_key
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.pages.browse import release_summary
 from twistedpypi.web.respond import error_page
 
 MAX_REQUEST_SIZE = 64 * 1024

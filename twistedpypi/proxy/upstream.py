@@ -31,10 +31,22 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
 from twisted.web.http_headers import Headers
 
-from twistedpypi.download import FileDownload, UpstreamError, classify, error_for_status
-from twistedpypi.index import Page
-from twistedpypi.singleflight import SingleFlight
-from twistedpypi.upstreampage import ACCEPT, UnreadablePage, UpstreamFile, UpstreamProject, parse_json, parse_project_page
+from twistedpypi.index.model import Page
+from twistedpypi.proxy.fetch import (
+    FileDownload,
+    UpstreamError,
+    classify,
+    error_for_status,
+)
+from twistedpypi.proxy.page import (
+    ACCEPT,
+    UnreadablePage,
+    UpstreamFile,
+    UpstreamProject,
+    parse_json,
+    parse_project_page,
+)
+from twistedpypi.proxy.singleflight import SingleFlight
 
 log = Logger()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit, urlunsplit
 
-from twistedpypi.distfile import parse_filename, version_sort_key
+from twistedpypi.index.distfile import parse_filename, version_sort_key
 
 JSON_TYPES = ("application/vnd.pypi.simple.v1+json", "application/vnd.pypi.simple.latest+json")
 ACCEPT = (

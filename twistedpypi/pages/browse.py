@@ -23,9 +23,14 @@ from datetime import datetime, timezone
 from html import escape
 from urllib.parse import quote, urlsplit
 
-from twistedpypi.index import DistributionFile, MetadataReader, PackageIndex, Project
-from twistedpypi.metadata import CoreMetadata
-from twistedpypi.render import upload_time
+from twistedpypi.index.coremetadata import CoreMetadata
+from twistedpypi.index.model import (
+    DistributionFile,
+    MetadataReader,
+    PackageIndex,
+    Project,
+)
+from twistedpypi.pages.simple import upload_time
 
 _FILTER_SCRIPT = (
     "(function(){var i=document.getElementById('q'),c=document.getElementById('count'),"

@@ -20,8 +20,12 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 from packaging.version import InvalidVersion, Version
 
-from twistedpypi.distfile import DistributionName, spells_project, version_sort_key
-from twistedpypi.metadatastore import MetadataStore
+from twistedpypi.index.distfile import (
+    DistributionName,
+    spells_project,
+    version_sort_key,
+)
+from twistedpypi.index.metadatastore import MetadataStore
 
 
 @dataclass(slots=True)

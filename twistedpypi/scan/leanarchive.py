@@ -1,6 +1,6 @@
 """
 Lean readers of one member of a zip or a gzip-compressed tar held in memory:
-the fast path of L{twistedpypi.metadata} for the thousands of files indexed
+the fast path of L{twistedpypi.scan.metadata} for the thousands of files indexed
 at start-up.
 
 They only answer for the plain case, and answer exactly what C{zipfile} and
@@ -282,7 +282,7 @@ def tar_gz_member(
     """
     The first regular-file member of a gzip-compressed tar whose name is
     C{wanted}, as C{tarfile.open(mode="r:*")} reads it, with the bounds
-    L{twistedpypi.metadata} puts on C{tarfile}: L{None} if that member is
+    L{twistedpypi.scan.metadata} puts on C{tarfile}: L{None} if that member is
     larger than C{max_size}, if C{max_members} go by without it, if going
     on would inflate past C{max_unpacked} bytes, or if the archive ends.
 

@@ -41,14 +41,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
-from twistedpypi import describecache
-from twistedpypi.describeworker import DescribeWorker, shares
-from twistedpypi.distfile import parse_filename
-from twistedpypi.index import DistributionFile, FilesByPath, PackageIndex
-from twistedpypi.listing import SIGNATURE_SUFFIX, EarlyListing, ListingLost, link_roots
-from twistedpypi.memory import release_free_memory
-from twistedpypi.metadatastore import MetadataStore
-from twistedpypi.storage import FileState, ScanResult, describe, scan, stat_file
+from twistedpypi.index.distfile import SIGNATURE_SUFFIX, parse_filename
+from twistedpypi.index.metadatastore import MetadataStore
+from twistedpypi.index.model import DistributionFile, FilesByPath, PackageIndex
+from twistedpypi.process.memory import release_free_memory
+from twistedpypi.scan import describecache
+from twistedpypi.scan.describe import FileState, ScanResult, describe, scan, stat_file
+from twistedpypi.scan.listing import EarlyListing, ListingLost, link_roots
+from twistedpypi.scan.workers import DescribeWorker, shares
 
 try:
     from twisted.internet import inotify
@@ -150,7 +150,7 @@ class PackageWatcher(Service):
 
     @param describe_workers: at most how many worker processes help
         describe thousands of new files at once (see
-        L{twistedpypi.describeworker}).
+        L{twistedpypi.scan.workers}).
     @param early_listing: the package directories' listing, being taken by
         another process since before the server started: the first scan
         uses it, then scans again once every directory is watched.  That

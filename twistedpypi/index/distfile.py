@@ -15,6 +15,9 @@ from packaging.version import InvalidVersion, Version
 SDIST_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 """Archive suffixes an sdist may carry, longest first where they overlap."""
 
+SIGNATURE_SUFFIX = ".asc"
+"""What a detached signature's name adds to its distribution file's."""
+
 _NORMALIZE = re.compile(r"[-_.]+")
 # Names as PEP 508 allows them, and versions without anything a page, a URL
 # or a header would need to escape.

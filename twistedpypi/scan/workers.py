@@ -8,16 +8,16 @@ directory, a big copy into it), worker processes each describe a share
 while the server's own thread describes the rest.
 
 A worker reads its list of files from a file, and writes what it finds as a
-description cache (L{twistedpypi.describecache}): the server loads it as it
+description cache (L{twistedpypi.scan.describecache}): the server loads it as it
 loads its own cache at a restart, streaming the metadata into its store.  A
 file a worker did not describe (gone, changed meanwhile, or one it failed
 on) is described by the server itself, so a worker that fails costs time,
 never a file.
 
 Blocking: used from the watcher's thread.  A worker runs as
-C{python -m twistedpypi.describeworker LIST CACHE ALGORITHM...}; at
+C{python -m twistedpypi.scan.offcore LIST CACHE ALGORITHM...}; at
 start-up, the process that listed the package directories (see
-L{twistedpypi.listing}) stands by to be the first worker, already started.
+L{twistedpypi.scan.listing}) stands by to be the first worker, already started.
 """
 
 from __future__ import annotations
@@ -26,16 +26,14 @@ import marshal
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from typing import Sequence
 
-from twistedpypi import describecache
-from twistedpypi.distfile import distribution_name
-from twistedpypi.index import FilesByPath
-from twistedpypi.listing import EarlyListing, start_module
-from twistedpypi.metadatastore import MetadataStore
-from twistedpypi.storage import FileState, describe
+from twistedpypi.index.metadatastore import MetadataStore
+from twistedpypi.index.model import FilesByPath
+from twistedpypi.scan import describecache
+from twistedpypi.scan.describe import FileState
+from twistedpypi.scan.listing import OFFCORE, EarlyListing, start_module
 
 START_COST = 3000
 """
@@ -121,7 +119,7 @@ class DescribeWorker:
                 )
             arguments = [list_path, cache_path, *algorithms]
             if standby is None:
-                process = start_module(__name__, arguments, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                process = start_module(OFFCORE, arguments, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
             else:
                 process = standby.describe(arguments)
         except OSError:
@@ -150,25 +148,3 @@ class DescribeWorker:
         finally:
             if self._directory is not None:
                 shutil.rmtree(self._directory, ignore_errors=True)
-
-
-def main(arguments: list[str]) -> None:
-    """Describe the files listed in C{arguments[0]} into the cache C{arguments[1]}."""
-    list_path, cache_path, *algorithms = arguments
-    with open(list_path, "rb") as stream:
-        listed = marshal.load(stream)
-    described = []
-    for path, project, version, kind, size, mtime_ns, signed in listed:
-        state = FileState(path, distribution_name(project, version, kind), size, mtime_ns)
-        try:
-            dist = describe(state, tuple(algorithms), signed)
-        except Exception:
-            # Left for the server, which reports it.
-            continue
-        if dist is not None:
-            described.append(dist)
-    describecache.save(cache_path, described, lambda dist: dist.metadata)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

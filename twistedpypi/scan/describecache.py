@@ -24,10 +24,10 @@ import struct
 import tempfile
 from typing import Iterable
 
-from twistedpypi.distfile import distribution_name
-from twistedpypi.index import DistributionFile, FilesByPath
-from twistedpypi.metadatastore import PLACE_SHIFT, MetadataStore, place, unpack
-from twistedpypi.storage import process_is_gone
+from twistedpypi.fs import process_is_gone
+from twistedpypi.index.distfile import distribution_name
+from twistedpypi.index.metadatastore import PLACE_SHIFT, MetadataStore, place, unpack
+from twistedpypi.index.model import DistributionFile, FilesByPath
 
 FORMAT = b"twistedpypi-describe-cache-6\n"
 _HEADER = struct.Struct("<QQ32s")  # metadata length, entries length, digest

@@ -7,10 +7,10 @@ most of a restart's scan.  At start-up it can be taken by another process
 (L{EarlyListing}), started before the server imports its web stack, so
 that those calls run on a spare core while this one imports; the server
 collects the listing when its first scan begins.  That process then stands
-by as a describe worker (L{twistedpypi.describeworker}) already started,
+by as a describe worker (L{twistedpypi.scan.workers}) already started,
 for a first start that finds thousands of files to describe.
 
-It runs as C{python -m twistedpypi.listing}.  It reads its directories and
+It runs as C{python -m twistedpypi.scan.listing}.  It reads its directories and
 link roots from stdin, writes the listing to stdout and closes it, then
 reads from stdin the arguments a describe worker is given, or the end of
 the input when there is nothing to describe; all with C{marshal}.  The
@@ -36,7 +36,7 @@ import sys
 import time
 from typing import BinaryIO, Iterator
 
-SIGNATURE_SUFFIX = ".asc"
+from twistedpypi.index.distfile import SIGNATURE_SUFFIX
 
 PART_ENTRIES = 1000
 """The most files in one part of a listing sent by another process."""
@@ -71,6 +71,10 @@ class Listing:
         self.directories: list[str] = []
         self.unreadable: dict[str, str] = {}
         self.started_ns = time.time_ns()
+
+
+OFFCORE = "twistedpypi.scan.offcore"
+"""The module another process runs to list, or describe, for the server."""
 
 
 def start_module(module: str, arguments: list[str], **options) -> subprocess.Popen:
@@ -179,7 +183,7 @@ class EarlyListing:
         One that cannot start gives no result.
         """
         try:
-            process = start_module(__name__, [], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            process = start_module(OFFCORE, [], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError:
             return cls(None)
         listing = cls(process)
@@ -206,7 +210,7 @@ class EarlyListing:
         return listing
 
     def _read(self, listing: Listing) -> Iterator[tuple[str, list]]:
-        """Read a listing written by L{_write_listing} into C{listing}."""
+        """Read a listing written by L{write_listing} into C{listing}."""
         try:
             with self._process.stdout as stream:
                 while True:
@@ -262,7 +266,7 @@ class EarlyListing:
         process.wait()
 
 
-def _write_listing(listing: Listing, stream: BinaryIO) -> None:
+def write_listing(listing: Listing, stream: BinaryIO) -> None:
     """
     Write C{listing} in parts (see the module's docstring), once it is
     complete: the server reads it only when its first scan begins, and a
@@ -274,27 +278,3 @@ def _write_listing(listing: Listing, stream: BinaryIO) -> None:
     for part in parts:
         data = marshal.dumps(part)
         stream.write(_LENGTH.pack(len(data)) + data)
-
-
-def main() -> None:
-    """
-    List the directories named on stdin, to stdout; then describe what the
-    server asks for, if anything.
-    """
-    directories, roots = marshal.load(sys.stdin.buffer)
-    _write_listing(list_tree(directories, roots), sys.stdout.buffer)
-    sys.stdout.buffer.flush()
-    # The server reads the listing to its end: close the pipe.
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    # Ready before the server decides.
-    from twistedpypi import describeworker
-
-    try:
-        arguments = marshal.load(sys.stdin.buffer)
-    except EOFError:  # nothing to describe
-        return
-    describeworker.main(arguments)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,7 +17,13 @@ import os
 import tempfile
 from typing import IO, Protocol
 
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError, maybeDeferred, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    TimeoutError,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger

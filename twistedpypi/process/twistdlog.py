@@ -30,7 +30,11 @@ from twisted.logger import (
 )
 from twisted.python.logfile import LogFile
 
-from twistedpypi.web.accesslog import LINE_FORMAT
+LINE_FORMAT = "{log_line}"
+"""
+The C{log_format} of an event whose text comes formatted already, in its
+C{log_line} field (the access log's lines): written as it is, at no cost.
+"""
 
 DEFAULT_LOG_FILE = "twistd.log"
 """Where a daemon logs without C{--logfile}, as twistd names it."""
@@ -60,7 +64,7 @@ class SecondStamp:
 def classic_formatter(stamp: Callable[[float | None], str]) -> Callable[[LogEvent], str | None]:
     """
     L{formatEventAsClassicLogText} with C{stamp} for timestamps, and a
-    shortcut, giving the same text, for access lines: they arrive formatted,
+    shortcut, giving the same text, for events in L{LINE_FORMAT} (access lines): they arrive formatted,
     one line each, without failure or system.
     """
 
@@ -69,7 +73,7 @@ def classic_formatter(stamp: Callable[[float | None], str]) -> Callable[[LogEven
             level = event.get("log_level")
             return (
                 f"{stamp(event.get('log_time'))} [{event.get('log_namespace', '-')}#"
-                f"{level.name if level is not None else '-'}] {event['access_line']}\n"
+                f"{level.name if level is not None else '-'}] {event['log_line']}\n"
             )
         return formatEventAsClassicLogText(event, formatTime=stamp)
 
