@@ -88,8 +88,12 @@ def _build_once(target: Path, build) -> None:
 
 
 def generated_corpus(cache: Path, gen_corpus: Path, projects: int, versions: int) -> PackageDir:
-    """The corpus written by the shared C{gen_corpus.py}, cached by size."""
-    target = cache / f"corpus-{projects}x{versions}"
+    """
+    The corpus written by the generator C{gen_corpus} (by default the one
+    beside this file), cached by generator and size.
+    """
+    generator = hashlib.sha256(gen_corpus.read_bytes()).hexdigest()[:8]
+    target = cache / f"corpus-{generator}-{projects}x{versions}"
 
     def build(tmp: Path) -> None:
         print(f"generating {projects} x {versions} corpus in {target} ...", flush=True)

@@ -511,8 +511,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="command starting twistedpypi, with {python}, {port} and {dir} (default: %(default)s)")
     parser.add_argument("--ours-src", default=str(REPO),
                         help="checkout whose twistedpypi is snapshotted onto PYTHONPATH; '' for an installed one")
-    parser.add_argument("--gen-corpus", default=str(REPO.parent / "shared" / "tools" / "gen_corpus.py"),
-                        help="the corpus generator (default: %(default)s)")
+    parser.add_argument("--gen-corpus", default=str(BENCH / "gen_corpus.py"),
+                        help="the corpus generator, run as GEN DIR PROJECTS VERSIONS (default: %(default)s)")
     parser.add_argument("--cache", default="~/.cache/twistedpypi-bench", help="venv, corpora and scratch")
     parser.add_argument("--output", default=str(BENCH / "results.md"), help="where the Markdown report goes")
     args = parser.parse_args(argv)
