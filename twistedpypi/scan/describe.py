@@ -125,6 +125,11 @@ def stat_file(path: str, roots: list[str]) -> FileState | None:
     return FileState(path, dist, status.st_size, status.st_mtime_ns)
 
 
+def describes(dist: DistributionFile, state: FileState) -> bool:
+    """Whether C{dist} was made from the file as C{state} finds it.  Pure."""
+    return (dist.size, dist.mtime_ns, dist.dist) == (state.size, state.mtime_ns, state.dist)
+
+
 def _hash_stream(stream: BinaryIO, algorithms: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
     hashers = [(name, hashlib.new(name)) for name in algorithms]
     while chunk := stream.read(READ_CHUNK):

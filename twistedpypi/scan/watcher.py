@@ -29,7 +29,6 @@ import select
 import stat
 import struct
 import time
-from dataclasses import replace
 from typing import Iterable
 
 from twisted.application.service import Service
@@ -46,8 +45,9 @@ from twistedpypi.index.metadatastore import MetadataStore
 from twistedpypi.index.model import DistributionFile, FilesByPath, PackageIndex
 from twistedpypi.process.memory import release_free_memory
 from twistedpypi.scan import describecache
-from twistedpypi.scan.describe import FileState, ScanResult, describe, scan, stat_file
+from twistedpypi.scan.describe import FileState, ScanResult, describe, describes, scan, stat_file
 from twistedpypi.scan.listing import EarlyListing, ListingLost, link_roots
+from twistedpypi.scan.plan import SETTLE_SECONDS, CacheSplit, Plan, plan_changes, reuse_cached
 from twistedpypi.scan.workers import DescribeWorker, shares
 
 try:
@@ -56,9 +56,6 @@ except ImportError:  # not Linux
     inotify = None
 
 log = Logger()
-
-SETTLE_SECONDS = 2.0
-"""A file modified more recently than this is left to the events to announce."""
 
 RESCAN_INTERVAL = 60.0
 """Seconds between safety-net rescans when inotify announces changes."""
@@ -722,10 +719,10 @@ class PackageWatcher(Service):
         """
         await self._lock.acquire()
         try:
-            plan = await deferToThread(self._plan, found, scope, settle, removed, newer, removed_below)
-            described = plan.reused
-            if plan.fresh:
-                more, failed = await deferToThread(self._describe_all, plan.fresh, found.signed)
+            plan, split = await deferToThread(self._plan, found, scope, settle, removed, newer, removed_below)
+            described = split.reused
+            if split.fresh:
+                more, failed = await deferToThread(self._describe_all, split.fresh, found.signed)
                 described += more
                 for state, failure in failed:
                     log.failure(
@@ -752,96 +749,33 @@ class PackageWatcher(Service):
         removed: Iterable[str],
         newer: set[str] | None,
         removed_below: list[str],
-    ) -> _Plan:
+    ) -> tuple[Plan, CacheSplit]:
         """
-        Work out what L{_apply} must change; in a thread, under its lock.
+        Work out what L{_apply} must change (see L{plan_changes}), and which
+        of the changed files the description cache describes; in a thread,
+        under its lock.  The cache's descriptions of no use are dropped.
         """
-        index = self.index
-        plan = _Plan()
-        fresh = []
-        now_ns = time.time_ns()
-        now = time.monotonic()
-        unsettled = {}
-        indexed = index.files_by_path.get if index.file_count else _nothing
-        for path, state in found.files.items():
-            if newer and _under(path, newer):
-                continue
-            known = indexed(path)
-            if known is not None and (known.size, known.mtime_ns) == (state.size, state.mtime_ns):
-                if known.signature != (path in found.signed):
-                    plan.signatures[path] = path in found.signed
-                continue
-            if self._undescribable.get(path) == state:
-                continue
-            if settle and now_ns - state.mtime_ns < SETTLE_SECONDS * 1e9:
-                # Unchanged in two scans is not enough: a copy can
-                # pause for longer than the scans' interval.
-                seen = self._unsettled.get(path)
-                if seen is None or seen[0] != state:
-                    seen = (state, now)
-                unsettled[path] = seen
-                if now - seen[1] < SETTLE_SECONDS:
-                    continue
-            fresh.append(state)
-        gone = list(removed)
-        if removed_below:
-            gone += [p for p in index.files_by_path if p.startswith(tuple(removed_below))]
-        if scope is None:
-            self._undescribable = {
-                p: state for p, state in self._undescribable.items() if p in found.files
-            }
-            gone += [p for p in index.files_by_path if p not in found.files]
-        elif scope:
-            prefixes = tuple(d.rstrip(os.sep) + os.sep for d in scope)
-            gone += [
-                p for p in index.files_by_path
-                if p.startswith(prefixes) and p not in found.files
-            ]
-        if newer:
-            gone = [p for p in gone if not _under(p, newer)]
-        if found.unreadable:
-            # Unknown is not gone: a directory that cannot be read for a
-            # moment must not empty the index (and send pip elsewhere).
-            unknown = tuple(d.rstrip(os.sep) + os.sep for d in found.unreadable)
-            gone = [p for p in gone if not p.startswith(unknown)]
-        plan.gone = gone
-        plan.reused, plan.fresh = self._from_cache(fresh, found.signed)
+        plan = plan_changes(
+            self.index.files_by_path,
+            found,
+            scope=scope,
+            settle=settle,
+            now_ns=time.time_ns(),
+            now=time.monotonic(),
+            removed=removed,
+            newer=newer,
+            removed_below=removed_below,
+            unsettled=self._unsettled,
+            undescribable=self._undescribable,
+        )
+        self._undescribable = plan.undescribable
         if settle:
-            self._unsettled = unsettled
-        return plan
-
-    def _from_cache(
-        self, states: list[FileState | DistributionFile], signed: set[str]
-    ) -> tuple[list[DistributionFile], list[FileState | DistributionFile]]:
-        """
-        Split files into those the description cache describes, unchanged
-        since, and those to read.  (A scan of the cached files gives a file
-        unchanged since as its cached description.)  The files the cache
-        answers for are left in C{self._cached}, the others taken out of it.
-        """
-        reused: list[DistributionFile] = []
-        fresh: list[FileState | DistributionFile] = []
-        algorithms = self._algorithms[1:]
-        for state in states:
-            if type(state) is DistributionFile:
-                cached = state
-            else:
-                cached = self._cached.get(state.path)
-                if cached is None:
-                    fresh.append(state)
-                    continue
-                if not _describes(cached, state):
-                    self._cached.pop(state.path)
-                    fresh.append(state)
-                    continue
-            if algorithms and not all(name in dict(cached.extra_digests) for name in algorithms):
-                self._cached.pop(cached.path)
-                fresh.append(state)
-                continue
-            signature = bool(signed) and state.path in signed
-            reused.append(cached if cached.signature == signature else replace(cached, signature=signature))
-        self._reused += len(reused)
-        return reused, fresh
+            self._unsettled = plan.unsettled
+        split = reuse_cached(plan.changed, self._cached, self._algorithms[1:], found.signed)
+        for path in split.stale:
+            self._cached.pop(path)
+        self._reused += len(split.reused)
+        return plan, split
 
     def _describe_all(
         self, states: list[FileState], signed: set[str]
@@ -872,7 +806,7 @@ class PackageWatcher(Service):
             left = []
             for state in share:
                 dist = described.get(state.path)
-                if dist is not None and _describes(dist, state):
+                if dist is not None and describes(dist, state):
                     results.append(dist)
                 else:
                     left.append(state)
@@ -927,10 +861,6 @@ def _changed_since(directories: Iterable[str], since_ns: int) -> bool:
     return False
 
 
-def _describes(dist: DistributionFile, state: FileState) -> bool:
-    """Whether C{dist} was made from the file as C{state} finds it."""
-    return (dist.size, dist.mtime_ns, dist.dist) == (state.size, state.mtime_ns, state.dist)
-
 
 def _save_and_trim(path: str, files: list[DistributionFile], metadata_of) -> None:
     """Save the description cache, then give back what saving took."""
@@ -940,21 +870,6 @@ def _save_and_trim(path: str, files: list[DistributionFile], metadata_of) -> Non
         release_free_memory()
 
 
-def _nothing(_path: str) -> None:
-    """What an empty index holds at any path."""
-    return None
-
-
-def _under(path: str, paths: set[str]) -> bool:
-    """
-    Whether C{path} or a directory above it is one of C{paths}.
-    """
-    while path not in paths:
-        parent = os.path.dirname(path)
-        if parent == path:
-            return False
-        path = parent
-    return True
 
 
 _Identity = tuple[int, int, int, int]
@@ -989,22 +904,6 @@ def _look_at_created(path: str) -> bool | _Identity | None:
         return True
     return _identity(status) if status.st_size else None
 
-
-class _Plan:
-    """
-    What L{PackageWatcher._apply} is to change.
-
-    @ivar reused: descriptions taken from the description cache.
-    @ivar fresh: files to describe.
-    @ivar gone: paths to remove.
-    @ivar signatures: files whose signature came or went, and which.
-    """
-
-    def __init__(self) -> None:
-        self.reused: list[DistributionFile] = []
-        self.fresh: list[FileState] = []
-        self.gone: list[str] = []
-        self.signatures: dict[str, bool] = {}
 
 
 class _Inspection:
