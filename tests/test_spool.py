@@ -8,7 +8,7 @@ import os
 
 import pytest_twisted
 
-from twistedpypi.web.upload import HIGH_WATER, SpoolWriter
+from twistedpypi.uploads.spool import HIGH_WATER, SpoolWriter
 
 
 @pytest_twisted.ensureDeferred

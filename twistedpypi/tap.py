@@ -412,9 +412,9 @@ def makeService(options: Options) -> service.IService:
     from twistedpypi.process.twistdlog import logs_to_stdout
     from twistedpypi.scan.watcher import PackageWatcher
     from twistedpypi.scan.workers import MAX_DESCRIBE_WORKERS
+    from twistedpypi.uploads.publisher import UploadsService
     from twistedpypi.uploads.store import remove_stale_uploads
     from twistedpypi.web.site import make_site
-    from twistedpypi.web.upload import UploadsService
 
     # Before listening: the leftovers of uploads a killed server was taking.
     for path in remove_stale_uploads(config.upload_directory):
@@ -448,7 +448,7 @@ def makeService(options: Options) -> service.IService:
         worker_arguments=options["arguments"],
         share_output=server_options is not None and logs_to_stdout(server_options),
     ).setServiceParent(top)
-    UploadsService(site.uploads).setServiceParent(top)
+    UploadsService(site.uploads.publisher).setServiceParent(top)
     # On stop, the port closes while this waits for requests in flight.
     DrainService(site.in_flight, site.open_connections).setServiceParent(top)
     exit_cleanly_on_sigterm()

@@ -198,6 +198,20 @@ def check_upload(form: UploadForm) -> DistributionName:
     return dist
 
 
+def check_content_size(form: UploadForm, max_upload_size: int) -> None:
+    """
+    Check that the file received so far is within C{--max-upload-size}.
+
+    @raise UploadRejected: 413, saying the limit and who can raise it.
+    """
+    if form.content_size > max_upload_size:
+        raise UploadRejected(
+            413,
+            f"the file is larger than this server accepts ({max_upload_size} bytes);"
+            " the administrator can raise --max-upload-size",
+        )
+
+
 def sent_digests(form: UploadForm) -> dict[str, str]:
     """
     The digests the form sent, as {field name: hash name} (hash names as in

@@ -25,6 +25,7 @@ from twistedpypi.process.drain import InFlight
 from twistedpypi.scan.metadata import MAX_METADATA_SIZE
 from twistedpypi.scan.watcher import PackageWatcher
 from twistedpypi.uploads.multipart import boundary_from_content_type
+from twistedpypi.uploads.publisher import Publisher
 from twistedpypi.web.accesslog import log_access
 from twistedpypi.web.metrics import RouteNames
 from twistedpypi.web.respond import allowed_methods, error_page, status_phrase
@@ -294,7 +295,7 @@ class IndexRequest(Request):
 
     Bodies are not parsed into C{args}.  An upload (a
     C{multipart/form-data} C{POST /}) streams into an
-    L{twistedpypi.web.upload.UploadReceiver} as it arrives, never into
+    L{twistedpypi.uploads.receiver.UploadReceiver} as it arrives, never into
     memory or Twisted's temporary file; other bodies are kept in memory up
     to L{MAX_FORM_BODY} bytes.
 
@@ -320,7 +321,7 @@ class IndexRequest(Request):
         site = getattr(self.channel, "site", None)
         uploads: Uploads | None = getattr(site, "uploads", None)
         self.content = BytesIO()
-        limit = uploads.config.max_upload_size + BODY_SLACK if uploads is not None else MAX_FORM_BODY
+        limit = uploads.publisher.config.max_upload_size + BODY_SLACK if uploads is not None else MAX_FORM_BODY
         self._body_limit = limit
         if length is not None and length > limit:
             self.refuse_early(
@@ -595,7 +596,7 @@ def make_site(
     """
     metrics = METRICS if metrics is None else metrics
     policy = AccessPolicy.from_config(config)
-    uploads = Uploads(config, index, watcher, policy)
+    uploads = Uploads(Publisher(config, index, watcher), policy)
     return IndexSite(
         Root(config, index, metrics=metrics, upstream=upstream, policy=policy, uploads=uploads),
         watcher,

@@ -1,0 +1,240 @@
+"""
+Publishing to the package directory: an upload stored under its name, or
+a release removed, and the index brought up to date before the answer.
+
+Reactor code: the blocking work (linking, fsync, deleting) runs in
+threads through L{twistedpypi.uploads.store}.  Refusals are
+L{UploadRejected}, with the status the web layer answers and a reason for
+the user.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Callable
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
+from twistedpypi.config import Config
+from twistedpypi.index.distfile import (
+    SIGNATURE_SUFFIX,
+    normalize_name,
+    version_from_filename_matches,
+)
+from twistedpypi.index.model import PackageIndex
+from twistedpypi.uploads.form import (
+    UploadForm,
+    check_content_size,
+    check_digests,
+    check_upload,
+    sent_digests,
+)
+from twistedpypi.uploads.multipart import UploadRejected
+from twistedpypi.uploads.receiver import UploadReceiver
+from twistedpypi.uploads.store import claim, remove_files, store_signature
+
+log = Logger()
+
+
+def _not_stored(error: OSError, what: str = "the server could not store the file") -> UploadRejected:
+    """
+    The refusal of a write that failed: 507 Insufficient Storage when the
+    disk is full (or the quota spent), which twine prints, 500 otherwise,
+    both with the system's reason.
+    """
+    log.error("{what}: {error}", what=what, error=error)
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    reason = error.strerror or str(error)
+    # What failed may name the file: the status line says it in general,
+    # with the system's words ("No space left on device").
+    phrase = "the server could not store the file" + (f": {error.strerror}" if error.strerror else "")
+    return UploadRejected(507 if full else 500, f"{what}: {reason}", phrase)
+
+
+class Publisher:
+    """
+    Takes uploads and removals (PyPI's legacy C{:action}s C{file_upload}
+    and C{remove_pkg}) into the package directory and the index.
+
+    It keeps the uploads still arriving and the ones being stored, so a
+    stop can wait for the second and delete the temporary files of the
+    first.
+
+    @ivar watcher: the L{twistedpypi.scan.watcher.PackageWatcher} whose
+        C{refresh} puts a change into the index.
+    """
+
+    def __init__(self, config: Config, index: PackageIndex, watcher) -> None:
+        self.config = config
+        self.index = index
+        self.watcher = watcher
+        self._receivers: set[UploadReceiver] = set()
+        self._taking: set[Deferred] = set()
+
+    def receiver(
+        self, boundary: bytes, pause: Callable[[], None], resume: Callable[[], None]
+    ) -> UploadReceiver:
+        """
+        A receiver for the streaming multipart body of one upload, spooling
+        into the upload directory.
+        """
+        receiver = UploadReceiver(
+            self.config.upload_directory,
+            self.config.max_upload_size,
+            boundary,
+            pause,
+            resume,
+            self._receivers.discard,
+        )
+        self._receivers.add(receiver)
+        return receiver
+
+    def take(self, form: UploadForm, receiver: UploadReceiver | None = None) -> Deferred[str]:
+        """
+        Do what the form's C{:action} asks.
+
+        @param receiver: what received the form, when it came as a
+            multipart body (with its file); its temporary file is gone
+            when the result fires.
+        @return: fires with the message for the user, or fails with
+            L{UploadRejected}.
+        """
+        if receiver is not None:
+            receiver.handling = True
+        taking = Deferred.fromCoroutine(self._take(form, receiver))
+        self._taking.add(taking)
+        return taking.addBoth(lambda result: (self._taking.discard(taking), result)[1])
+
+    async def _take(self, form: UploadForm, receiver: UploadReceiver | None) -> str:
+        try:
+            if receiver is not None and receiver.error is not None:
+                raise receiver.error
+            action = form.action
+            if action == "file_upload":
+                return await self._store(form, receiver)
+            if action == "remove_pkg":
+                return await self._remove(form)
+            if action is None:
+                raise UploadRejected(
+                    400, "the form has no ':action': use file_upload or remove_pkg"
+                )
+            raise UploadRejected(
+                400,
+                f"':action' {action!r} is not supported here: use file_upload or remove_pkg",
+                "the form's ':action' is not supported here: use file_upload or remove_pkg",
+            )
+        finally:
+            if receiver is not None:
+                # The temporary file is gone before the answer is sent.
+                discarded = receiver.discard()
+                if discarded is not None:
+                    await discarded
+
+    def stop(self) -> Deferred:
+        """
+        Let the uploads being stored finish, and delete the temporary files
+        of those still arriving (their clients are about to be cut off).
+        """
+        waiting = [d for d in (r.discard() for r in list(self._receivers) if not r.handling) if d]
+        taking: list[Deferred] = []
+        for d in list(self._taking):
+            waiter: Deferred = Deferred()
+            d.addBoth(lambda result, waiter=waiter: (waiter.callback(None), result)[1])
+            taking.append(waiter)
+        return DeferredList(waiting + taking, consumeErrors=True)
+
+    async def _store(self, form: UploadForm, receiver: UploadReceiver | None) -> str:
+        dist = check_upload(form)
+        if receiver is None or not form.content_complete or receiver.writer is None:
+            raise UploadRejected(400, "the form has no 'content' file: nothing to upload")
+        check_content_size(form, self.config.max_upload_size)
+        writer = receiver.writer
+        try:
+            digests = await writer.finish(tuple(sent_digests(form).values()))
+        except OSError as error:
+            raise _not_stored(error) from None
+        check_digests(form, digests)
+        filename = form.filename
+        known = self.index.file(filename)
+        final = known.path if known is not None else os.path.join(self.config.upload_directory, filename)
+        try:
+            stored = await deferToThread(
+                claim, writer.file.path, final, self.config.overwrite, digests["sha256"]
+            )
+        except FileExistsError:
+            raise UploadRejected(
+                409,
+                f"File already exists: {filename} is already on this index with different"
+                " contents; upload a new version (or start the server with --overwrite)",
+                "File already exists, with different contents: upload a new version",
+            ) from None
+        except OSError as error:
+            raise _not_stored(error) from None
+        signature = form.files.get("gpg_signature")
+        if signature is None and form.fields.get("gpg_signature"):
+            signature = form.fields["gpg_signature"].encode("utf-8")
+        unsigned: OSError | None = None
+        if signature and (stored or not os.path.exists(final + SIGNATURE_SUFFIX)):
+            try:
+                await deferToThread(store_signature, final, signature, self.config.overwrite)
+            except OSError as error:
+                unsigned = error
+        await self.watcher.refresh([final, final + SIGNATURE_SUFFIX])
+        if unsigned is not None:
+            # The file is stored, whole; sending it again is a success.
+            raise _not_stored(unsigned, f"stored {filename} but not its signature")
+        if stored:
+            log.info(
+                "stored {filename} ({size} bytes) of {project} {version}",
+                filename=filename,
+                size=form.content_size,
+                project=dist.project,
+                version=dist.version,
+            )
+            return f"stored {filename}"
+        return f"{filename} was already stored with these very contents"
+
+    async def _remove(self, form: UploadForm) -> str:
+        name = form.fields.get("name", "").strip()
+        version = form.fields.get("version", "").strip()
+        if not name or not version:
+            raise UploadRejected(400, "remove_pkg needs the project's 'name' and 'version'")
+        project = normalize_name(name)
+        paths = [
+            dist.path
+            for dist in list(self.index.files_by_path.values())
+            if dist.project == project and version_from_filename_matches(dist.dist, version)
+        ]
+        if not paths:
+            raise UploadRejected(
+                404,
+                f"{name} {version} is not on this index: it has no files of that project and version",
+                "No such release on this index",
+            )
+        removed = await deferToThread(remove_files, paths)
+        await self.watcher.refresh([*paths, *(p + SIGNATURE_SUFFIX for p in paths)])
+        log.info(
+            "removed {project} {version}: {files}",
+            project=project,
+            version=version,
+            files=", ".join(os.path.basename(p) for p in removed),
+        )
+        return f"removed {len(paths)} file(s) of {name} {version}"
+
+
+class UploadsService(Service):
+    """
+    Stopping the server waits for the uploads being stored, and deletes
+    the temporary files of those cut off.
+    """
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+
+    def stopService(self) -> Deferred:
+        super().stopService()
+        return self.publisher.stop()
