@@ -21,10 +21,10 @@ from tests.test_e2e_upload import post, upload_form
 from tests.test_watch import wait_for
 from tests.test_workers import WITH_TWO_WORKERS, listening_sockets
 from twistedpypi.index.model import PackageIndex
-from twistedpypi.scan import watcher as watch
+from twistedpypi.scan import notify
 from twistedpypi.scan.watcher import PackageWatcher
 
-pytestmark = pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+pytestmark = pytest.mark.skipif(not notify.HAVE_INOTIFY, reason="needs inotify")
 
 OPEN = ("-P", ".", "-a", ".", "--disable-fallback")
 """A server that takes uploads without a password."""
@@ -162,7 +162,7 @@ async def test_a_file_being_written_is_not_served_while_its_writer_pauses(watche
         stream.write(data[:100])
         stream.flush()
         # Much longer than the look a created file gets.
-        await task.deferLater(reactor, 4 * watch.QUIET_SECONDS + 0.5)
+        await task.deferLater(reactor, 4 * notify.QUIET_SECONDS + 0.5)
         assert watcher.index.file(filename) is None
         stream.write(data[100:])
     await wait_for(lambda: watcher.index.file(filename) is not None)
@@ -174,10 +174,10 @@ async def test_a_file_created_empty_and_written_later_is_not_served_until_closed
     await watcher.ready
     filename, data = wheel_bytes("late", "1.0")
     with open(packages / filename, "wb") as stream:
-        await task.deferLater(reactor, 2 * watch.QUIET_SECONDS + 0.2)
+        await task.deferLater(reactor, 2 * notify.QUIET_SECONDS + 0.2)
         stream.write(data[:100])
         stream.flush()
-        await task.deferLater(reactor, 4 * watch.QUIET_SECONDS + 0.5)
+        await task.deferLater(reactor, 4 * notify.QUIET_SECONDS + 0.5)
         assert watcher.index.file(filename) is None
         stream.write(data[100:])
     await wait_for(lambda: watcher.index.file(filename) is not None)

@@ -15,6 +15,7 @@ from twisted.internet import reactor, task, threads
 
 import twistedpypi.scan.describe as storage
 import twistedpypi.scan.listing as listing
+import twistedpypi.scan.notify as notify
 import twistedpypi.scan.watcher as watch
 from tests.distributions import wheel_bytes, write
 from tests.test_watch import wait_for
@@ -111,7 +112,7 @@ async def test_a_rescan_does_not_undo_what_events_did_while_it_scanned(packages,
     assert sorted(watcher.index.projects) == ["new"]
 
 
-@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest.mark.skipif(not notify.HAVE_INOTIFY, reason="needs inotify")
 @pytest_twisted.ensureDeferred
 async def test_hard_and_symbolic_links_made_into_a_watched_directory_are_served_within_a_second(
     packages, started, tmp_path
@@ -127,7 +128,7 @@ async def test_hard_and_symbolic_links_made_into_a_watched_directory_are_served_
     await wait_for(lambda: sorted(watcher.index.projects) == ["hard", "soft"], timeout=1)
 
 
-@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest.mark.skipif(not notify.HAVE_INOTIFY, reason="needs inotify")
 @pytest_twisted.ensureDeferred
 async def test_a_file_being_created_still_waits_for_its_close(packages, started):
     watcher = started([str(packages)])
@@ -168,17 +169,17 @@ async def test_polling_serves_a_file_dated_in_the_future_once_it_has_been_left_a
     await wait_for(lambda: watcher.index.project("future") is not None, timeout=watch.SETTLE_SECONDS + 2)
 
 
-@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest.mark.skipif(not notify.HAVE_INOTIFY, reason="needs inotify")
 @pytest_twisted.ensureDeferred
 async def test_an_inotify_queue_overflow_scans_at_once(packages, started, monkeypatch, tmp_path, logged):
     # Events for this file are lost, as when the kernel's queue overflows.
-    seen = PackageWatcher._on_event
+    seen = notify.Notifier._on_event
 
     def lossy(self, watch_, filepath, mask):
         if not filepath.basename().startswith(b"lost"):
             seen(self, watch_, filepath, mask)
 
-    monkeypatch.setattr(PackageWatcher, "_on_event", lossy)
+    monkeypatch.setattr(notify.Notifier, "_on_event", lossy)
     watcher = started([str(packages)])
     await watcher.ready
     outside = tmp_path / "outside"
@@ -189,7 +190,7 @@ async def test_an_inotify_queue_overflow_scans_at_once(packages, started, monkey
     await task.deferLater(reactor, 0.2)
     assert watcher.index.project("lost") is None
     # The kernel says so with an event for no watch (wd -1).
-    watcher._notifier._doRead(struct.pack("=iIII", -1, watch.inotify.IN_Q_OVERFLOW, 0, 0))
+    watcher._notifier._reader._doRead(struct.pack("=iIII", -1, notify.inotify.IN_Q_OVERFLOW, 0, 0))
     await wait_for(lambda: watcher.index.project("lost") is not None, timeout=1)
     assert any("overflow" in line for line in logged)
 
@@ -209,7 +210,7 @@ async def rescan_after(packages, started, change):
     return watcher, sorted(found.files), sorted([first, second])
 
 
-@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest.mark.skipif(not notify.HAVE_INOTIFY, reason="needs inotify")
 @pytest_twisted.ensureDeferred
 async def test_a_safety_net_rescan_lists_the_directories_in_another_process(packages, started, monkeypatch):
     def listed_here(*args):
@@ -223,7 +224,7 @@ async def test_a_safety_net_rescan_lists_the_directories_in_another_process(pack
     await watcher.rescan()
 
 
-@pytest.mark.skipif(watch.inotify is None, reason="needs inotify")
+@pytest.mark.skipif(not notify.HAVE_INOTIFY, reason="needs inotify")
 @pytest_twisted.ensureDeferred
 async def test_a_rescan_lists_here_when_no_process_can_start(packages, started, monkeypatch):
     attempts = []

@@ -3,57 +3,40 @@ Keeps the in-memory index in step with the package directories: a full scan
 at start-up, then inotify events (or polling where inotify is missing), with
 a periodic full rescan as a safety net.
 
-Only complete files are indexed: with inotify a file counts once it is closed
-after writing or moved into place; a scan skips files modified in the last
-L{SETTLE_SECONDS}, which the events announce when they settle.  Without
-inotify, the scans are all there is: a file is served once it has been left
-alone for L{SETTLE_SECONDS}.
+Only complete files are indexed: with inotify a file counts once it is
+complete (see L{twistedpypi.scan.notify}); a scan skips files modified in
+the last L{SETTLE_SECONDS}, which the events announce when they settle.
+Without inotify, the scans are all there is: a file is served once it has
+been left alone for L{SETTLE_SECONDS}.
 
-A name can also appear whole, never to be closed after writing: a hard link
-(C{ln}, or an upload another process stored: written under a hidden name,
-linked to its own, the hidden one removed) or a symbolic link.  A file
-created by C{open} is being written and gets a write event (C{IN_MODIFY}) as
-soon as a byte is in it; a link gets none.  So a created name that is a
-link, or a non-empty file that no write event has touched since it was
-created, is complete: the latter is looked at again after L{QUIET_SECONDS}
-(with the events that came meanwhile read first), and indexed if it is
-still the same file, unchanged.  A file that saw a write waits for its
-close, however long its writer pauses.
+Reactor code: the scans, the plans (L{twistedpypi.scan.plan}) and the
+describing run in threads.
 """
 
 from __future__ import annotations
 
 import gc
 import os
-import select
-import stat
-import struct
 import time
 from typing import Iterable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock, succeed
-from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.python.filepath import FilePath
 
-from twistedpypi.index.distfile import SIGNATURE_SUFFIX, parse_filename
+from twistedpypi.index.distfile import SIGNATURE_SUFFIX
 from twistedpypi.index.metadatastore import MetadataStore
 from twistedpypi.index.model import DistributionFile, FilesByPath, PackageIndex
 from twistedpypi.process.memory import release_free_memory
 from twistedpypi.scan import describecache
-from twistedpypi.scan.describe import FileState, ScanResult, describe, describes, scan, stat_file
+from twistedpypi.scan.describe import FileState, ScanResult, describe, describes, scan
 from twistedpypi.scan.listing import EarlyListing, ListingLost, link_roots
+from twistedpypi.scan.notify import HAVE_INOTIFY, Identity, Notifier, inspect_paths, inspect_unchanged
 from twistedpypi.scan.plan import SETTLE_SECONDS, CacheSplit, Plan, plan_changes, reuse_cached
 from twistedpypi.scan.workers import DescribeWorker, shares
-
-try:
-    from twisted.internet import inotify
-except ImportError:  # not Linux
-    inotify = None
 
 log = Logger()
 
@@ -69,72 +52,8 @@ POLL_INTERVAL = 0.4
 CACHE_SAVE_DELAY = 10.0
 """Seconds after the last change before the description cache is written."""
 
-EVENT_DELAY = 0.02
-"""Seconds to gather a burst of events into one batch."""
-
 RETRY_INTERVAL = 1.0
 """Seconds between scans while a package directory cannot be read."""
-
-QUIET_SECONDS = 0.3
-"""
-Seconds after its creation that a file no write has touched is looked at
-again, and indexed if unchanged: long enough for the write event of any
-byte already in it to have been queued.
-"""
-
-_DRAIN_READS = 64
-"""At most how many reads of queued events make way for a quiet file's look."""
-
-class _Notifier(inotify.INotify if inotify is not None else object):  # type: ignore[misc]
-    """
-    Twisted's inotify reader, telling its owner when it stops (it closes
-    itself when any watched directory is deleted, after which no event
-    would ever arrive again) and when the kernel's event queue overflowed
-    (events were lost; Twisted drops that news, which names no watch).
-    """
-
-    def __init__(self, reactor, on_lost, on_overflow) -> None:
-        super().__init__(reactor)
-        self._on_lost = on_lost
-        self._on_overflow = on_overflow
-
-    def _doRead(self, in_: bytes) -> None:
-        overflowed = _overflowed(self._buffer + in_)
-        super()._doRead(in_)
-        if overflowed:
-            self._on_overflow()
-
-    def connectionLost(self, reason) -> None:
-        super().connectionLost(reason)
-        self._on_lost(self)
-
-
-def _overflowed(data: bytes) -> bool:
-    """
-    Whether the complete inotify events at the start of C{data} include a
-    queue overflow.
-    """
-    offset = 0
-    while len(data) - offset >= _EVENT_HEADER.size:
-        _wd, mask, _cookie, size = _EVENT_HEADER.unpack_from(data, offset)
-        if mask & inotify.IN_Q_OVERFLOW:
-            return True
-        offset += _EVENT_HEADER.size + size
-    return False
-
-
-_EVENT_HEADER = struct.Struct("=iIII")
-
-# IN_MODIFY comes with every write (merged while unread), and only tells
-# whether a created file is being written: cheap next to the write.
-_FILE_EVENTS = (
-    (
-        inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO | inotify.IN_MOVED_FROM | inotify.IN_DELETE
-        | inotify.IN_CREATE | inotify.IN_MOVE_SELF | inotify.IN_MODIFY
-    )
-    if inotify is not None
-    else 0
-)
 
 
 class PackageWatcher(Service):
@@ -177,20 +96,9 @@ class PackageWatcher(Service):
         self._early_listing = early_listing
         self._algorithms = hash_algorithms
         self._describe_workers = describe_workers
-        self._use_inotify = use_inotify and inotify is not None
+        self._use_inotify = use_inotify and HAVE_INOTIFY
         self._lock = DeferredLock()
-        self._notifier = None
-        self._watched: set[str] = set()
-        self._pending: set[str] = set()
-        # Files created since the last batch, and those created with no
-        # write, close or removal seen since: each by its creation's number
-        # (a name removed and created again is another file).
-        self._created: dict[str, int] = {}
-        self._untouched: dict[str, int] = {}
-        self._creations = 0
-        self._quiet_looks: set[IDelayedCall] = set()
-        self._gone_directories: set[str] = set()
-        self._flush_call = None
+        self._notifier: Notifier | None = None
         self._loop: LoopingCall | None = None
         self._unsettled: dict[str, tuple[FileState, float]] = {}
         self._unreadable: dict[str, str] = {}
@@ -217,16 +125,11 @@ class PackageWatcher(Service):
         super().stopService()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
-        for call in self._quiet_looks:
-            call.cancel()
-        self._quiet_looks.clear()
         notifier, self._notifier = self._notifier, None
         if notifier is not None:
-            notifier.loseConnection()
+            notifier.stop()
         if self._save_call is not None and self._save_call.active():
             self._save_call.cancel()
         if self._cache_path is not None and self.is_ready and self._cache_stale:
@@ -410,7 +313,7 @@ class PackageWatcher(Service):
                 if self._notifier is not None:
                     # A directory that was gone may be a new one by the
                     # same name: start watching afresh.
-                    self._restart_notifier()
+                    self._notifier.restart()
                 # Files written into it meanwhile are indexed once they
                 # have settled.
                 self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
@@ -501,166 +404,46 @@ class PackageWatcher(Service):
     # inotify
 
     def _start_notifier(self) -> None:
-        self._notifier = _Notifier(self._reactor, self._notifier_lost, self._events_lost)
-        self._notifier.startReading()
-        self._watched.clear()
-
-    def _restart_notifier(self) -> None:
-        notifier, self._notifier = self._notifier, None
-        if notifier is not None:
-            notifier.loseConnection()
-        self._start_notifier()
-
-    def _notifier_lost(self, notifier) -> None:
-        if notifier is not self._notifier or not self.running:
-            return
-        log.warn("inotify stopped (a watched directory was deleted); watching the package directories again")
-        self._start_notifier()
-        # Events may have been missed.
-        self._look_again()
-
-    def _events_lost(self) -> None:
-        if not self.running:
-            return
-        log.warn(
-            "inotify's event queue overflowed and events were lost; scanning the package directories"
-            " now (raising fs.inotify.max_queued_events makes this rarer)"
+        self._notifier = Notifier(
+            self._reactor,
+            self.directories,
+            changed=self._paths_changed,
+            quiet=self._quiet_files,
+            missed=self._look_again,
+            moved=self._retry,
         )
-        self._look_again()
+        self._notifier.start()
 
     def _watch_directories(self, directories: Iterable[str]) -> None:
-        if self._notifier is None:
-            return
-        for directory in directories:
-            if directory in self._watched:
-                continue
-            try:
-                self._notifier.watch(
-                    FilePath(directory),
-                    mask=_FILE_EVENTS,
-                    autoAdd=True,
-                    callbacks=[self._on_event],
-                )
-            except Exception as error:  # inotify raises plain errors
-                log.warn("cannot watch {directory}: {error}", directory=directory, error=error)
-                continue
-            self._watched.add(directory)
+        if self._notifier is not None:
+            self._notifier.watch(directories)
 
-    def _on_event(self, _watch, filepath: FilePath, mask: int) -> None:
-        path = os.fsdecode(filepath.path)
-        if mask & inotify.IN_MOVE_SELF:
-            # A package directory itself moved away: find out now, not at
-            # the next safety-net rescan.  (Sub-directories' moves come as
-            # their parent's events.)
-            if path in self.directories:
-                self._retry()
-            return
-        if mask & inotify.IN_ISDIR:
-            if mask & (inotify.IN_MOVED_FROM | inotify.IN_DELETE):
-                self._forget_directory(path)
-            elif mask & inotify.IN_MOVED_TO:
-                # Moved-in trees are not added by autoAdd: scan them.
-                self._pending.add(path)
-            elif mask & inotify.IN_CREATE:
-                self._watched.add(path)
-                self._pending.add(path)
-        elif mask & inotify.IN_MODIFY:
-            # Being written: it waits for its close.
-            self._untouched.pop(path, None)
-            return
-        elif mask & inotify.IN_CREATE:
-            # A file being created is not complete yet: wait for its close.
-            # But a link to an existing file is created whole and never
-            # closed after writing (see the module's docstring).
-            self._creations += 1
-            self._created[path] = self._untouched[path] = self._creations
-        else:
-            self._untouched.pop(path, None)
-            self._pending.add(path)
-        if self._flush_call is None or not self._flush_call.active():
-            self._flush_call = self._reactor.callLater(EVENT_DELAY, self._flush)
-
-    def _forget_directory(self, path: str) -> None:
-        prefix = path + os.sep
-        for watched in [w for w in self._watched if w == path or w.startswith(prefix)]:
-            self._watched.discard(watched)
-            try:
-                self._notifier.ignore(FilePath(watched))
-            except Exception:  # not watched, or the watch died with it
-                pass
-        self._gone_directories.add(path)
-
-    def _flush(self) -> None:
-        paths, self._pending = self._pending, set()
-        created = {path: number for path, number in self._created.items() if path not in paths}
-        self._created = {}
+    def _paths_changed(self, paths: set[str], created: dict[str, int]) -> None:
         Deferred.fromCoroutine(self._refresh_paths(paths, created)).addErrback(
             lambda failure: log.failure("updating the index failed", failure)
         )
 
-    def _drain_events(self) -> None:
-        """
-        Read the events the kernel has queued now, rather than when the
-        reactor next gets to them: a busy reactor runs a timed call first.
-        """
-        notifier = self._notifier
-        for _ in range(_DRAIN_READS):
-            if notifier is None or notifier is not self._notifier:
-                return
-            readable, _, _ = select.select([notifier.fileno()], [], [], 0)
-            if not readable:
-                return
-            notifier.doRead()
-
-    def _look_at_quiet_files(self, quiet: dict[str, tuple[int, _Identity]]) -> None:
-        """
-        Index the files created L{QUIET_SECONDS} ago that no write, close or
-        removal has touched since, if they are still as they were then.
-
-        @param quiet: each file's creation number and what it was.
-        """
-        self._drain_events()
-        still = {
-            path: identity for path, (number, identity) in quiet.items()
-            if self._untouched.get(path) == number
-        }
-        for path in still:
-            del self._untouched[path]
-        if still and self.running:
-            Deferred.fromCoroutine(self._refresh_quiet(still)).addErrback(
-                lambda failure: log.failure("updating the index failed", failure)
-            )
+    def _quiet_files(self, quiet: dict[str, Identity]) -> None:
+        Deferred.fromCoroutine(self._refresh_quiet(quiet)).addErrback(
+            lambda failure: log.failure("updating the index failed", failure)
+        )
 
     # applying changes
 
     async def _refresh_paths(self, paths: set[str], created: dict[str, int] | None = None) -> None:
         """
         @param created: files just created, by their creation's number:
-            indexed now if they are links, after L{QUIET_SECONDS} if no
+            indexed now if they are links, after L{twistedpypi.scan.notify.QUIET_SECONDS} if no
             write touches them meanwhile, else when they are closed.
         """
         created = created or {}
-        gone_directories, self._gone_directories = self._gone_directories, set()
+        gone_directories = self._notifier.take_gone_directories() if self._notifier is not None else set()
         for newer in self._rescans:
             newer.update(paths, created, gone_directories)
             newer.update(p[: -len(SIGNATURE_SUFFIX)] for p in paths if p.endswith(SIGNATURE_SUFFIX))
-        inspected = await deferToThread(_inspect, paths, self._roots, created)
-        quiet = {}
-        for path, number in created.items():
-            if self._untouched.get(path) != number:
-                continue
-            if path in inspected.quiet:
-                quiet[path] = (number, inspected.quiet[path])
-            else:
-                # A link, indexed now; or nothing to wait for.
-                del self._untouched[path]
-        if quiet and self.running:
-            def look() -> None:
-                self._quiet_looks.discard(call)
-                self._look_at_quiet_files(quiet)
-
-            call = self._reactor.callLater(QUIET_SECONDS, look)
-            self._quiet_looks.add(call)
+        inspected = await deferToThread(inspect_paths, paths, self._roots, created)
+        if created and self._notifier is not None:
+            self._notifier.look_when_quiet(created, inspected.quiet)
         await self._apply(
             inspected.files,
             scope=[],
@@ -674,14 +457,14 @@ class PackageWatcher(Service):
             self._watch_directories(found.directories)
             await self._apply(found, scope=[directory], settle=False)
 
-    async def _refresh_quiet(self, quiet: dict[str, _Identity]) -> None:
+    async def _refresh_quiet(self, quiet: dict[str, Identity]) -> None:
         """
         Index the files of C{quiet} that are still as they were when they
         were created.
         """
         for newer in self._rescans:
             newer.update(quiet)
-        inspected = await deferToThread(_inspect_unchanged, quiet, self._roots)
+        inspected = await deferToThread(inspect_unchanged, quiet, self._roots)
         await self._apply(inspected.files, scope=[], settle=False, signatures=inspected.signatures)
 
     async def _apply(
@@ -868,102 +651,3 @@ def _save_and_trim(path: str, files: list[DistributionFile], metadata_of) -> Non
         describecache.save(path, files, metadata_of)
     finally:
         release_free_memory()
-
-
-
-
-_Identity = tuple[int, int, int, int]
-"""A file's device, inode, size and modification time (ns)."""
-
-
-def _identity(status: os.stat_result) -> _Identity:
-    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
-
-
-def _look_at_created(path: str) -> bool | _Identity | None:
-    """
-    What a just-created name is.  Blocking.
-
-    @return: L{True} for a symbolic link to a file or one of several hard
-        links to one, complete now; for a non-empty file with one name,
-        which may be being written, its identity, to compare later; else
-        L{None}.
-    """
-    name = os.path.basename(path)
-    if not name.endswith(SIGNATURE_SUFFIX) and parse_filename(name) is None:
-        return None
-    try:
-        status = os.lstat(path)
-    except OSError:
-        return None
-    if stat.S_ISLNK(status.st_mode):
-        return os.path.isfile(path) or None
-    if not stat.S_ISREG(status.st_mode):
-        return None
-    if status.st_nlink > 1:
-        return True
-    return _identity(status) if status.st_size else None
-
-
-
-class _Inspection:
-    """
-    What a look at some changed paths found.
-    """
-
-    def __init__(self) -> None:
-        self.files = ScanResult({}, set(), [])
-        self.gone: list[str] = []
-        self.directories: list[str] = []
-        self.signatures: dict[str, bool] = {}
-        self.quiet: dict[str, _Identity] = {}
-
-
-def _inspect(paths: Iterable[str], roots: list[str], created: Iterable[str] = ()) -> _Inspection:
-    """
-    Sort changed paths into distribution files, directories, signatures and
-    paths that are gone.  Blocking.
-
-    @param created: paths just created, looked at now only if they are
-        links to files: a file created by writing it is not complete yet.
-        The others that may be complete are left in C{quiet}.
-    """
-    result = _Inspection()
-    paths = list(paths)
-    for path in created:
-        found = _look_at_created(path)
-        if found is True:
-            paths.append(path)
-        elif found is not None:
-            result.quiet[path] = found
-    for path in paths:
-        if os.path.isdir(path):
-            # Whatever file had its name is gone.
-            result.gone.append(path)
-            result.directories.append(path)
-        elif path.endswith(SIGNATURE_SUFFIX):
-            result.signatures[path[: -len(SIGNATURE_SUFFIX)]] = os.path.exists(path)
-        else:
-            state = stat_file(path, roots)
-            if state is None:
-                result.gone.append(path)
-                continue
-            result.files.files[path] = state
-            if os.path.exists(path + SIGNATURE_SUFFIX):
-                result.files.signed.add(path)
-    return result
-
-
-def _inspect_unchanged(quiet: dict[str, _Identity], roots: list[str]) -> _Inspection:
-    """
-    L{_inspect} the files of C{quiet} that are still what they were.  Blocking.
-    """
-    unchanged = []
-    for path, identity in quiet.items():
-        try:
-            status = os.lstat(path)
-        except OSError:
-            continue
-        if stat.S_ISREG(status.st_mode) and _identity(status) == identity:
-            unchanged.append(path)
-    return _inspect(unchanged, roots)
