@@ -105,7 +105,30 @@ class Options(usage.Options):
         if options[:1] == ["run"]:
             options = options[1:]
         self["arguments"] = list(options)
-        super().parseOptions(self._options_first(options))
+        if self.parent is not None:
+            self._no_pid_file_in_the_foreground(self.parent)
+        try:
+            super().parseOptions(self._options_first(options))
+        except usage.UsageError as error:
+            if self.parent is None:
+                raise
+            # twistd would print all the usage text first, and the reason
+            # last: the reason alone, and where the rest is.
+            sys.stderr.write(f"twistd pypi: {error}\nSee 'twistd pypi --help' for every option.\n")
+            sys.exit(1)
+
+    @staticmethod
+    def _no_pid_file_in_the_foreground(server_options) -> None:
+        """
+        Under C{twistd -n}, write no pid file unless C{--pidfile} asks for
+        one: systemd, Docker and a terminal know the process already, and
+        twistd's default, C{twistd.pid} in the working directory, would
+        stop a second server started in the same directory.
+        """
+        twistd_arguments = sys.argv[1 : sys.argv.index("pypi")] if "pypi" in sys.argv else sys.argv[1:]
+        asked = any(argument.startswith("--pid") for argument in twistd_arguments)
+        if server_options.get("nodaemon") and not asked:
+            server_options["pidfile"] = ""
 
     def _options_first(self, arguments: list[str]) -> list[str]:
         """
