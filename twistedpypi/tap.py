@@ -251,13 +251,16 @@ class Options(usage.Options):
         if passwords == ".":
             passwords = None
         if passwords is not None:
+            from twistedpypi.fs import open_regular_descriptor
+
             try:
-                with open(passwords, "rb"):
-                    pass
+                # A FIFO there would hang a plain open() until a writer came.
+                descriptor, _ = open_regular_descriptor(passwords)
             except OSError as error:
                 raise usage.UsageError(
                     f"cannot read the password file {passwords}: {error.strerror}"
                 ) from None
+            os.close(descriptor)
             from twistedpypi.auth import HtpasswdChecker
 
             try:
@@ -293,8 +296,14 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name} takes a positive number of seconds")
         if self["disable-fallback"]:
             return
+        parts = urlsplit(self["fallback-url"])
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            # Sent as it is in a Location header, it would be a path on this server.
+            raise usage.UsageError(
+                f"--fallback-url {self['fallback-url'].rstrip('/')!r} is not an http:// or https:// URL"
+                " (for example https://pypi.org/simple/)"
+            )
         if mode == "redirect":
-            parts = urlsplit(self["fallback-url"])
             if parts.username is not None or parts.password is not None:
                 # Every anonymous client would be given them in a Location header.
                 raise usage.UsageError(
@@ -313,17 +322,20 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     f"--cache-dir {cache_dir} overlaps the package directory {directory}; put it beside it"
                 )
-        self._ensure_directory(cache_dir)
+        self._ensure_directory(cache_dir, "--cache-dir")
 
     @staticmethod
-    def _ensure_directory(directory: str) -> None:
+    def _ensure_directory(directory: str, what: str = "package directory") -> None:
         if os.path.isdir(directory):
             return
+        if os.path.lexists(directory):
+            kind = "is a file, not a directory" if os.path.isfile(directory) else "is not a directory"
+            raise usage.UsageError(f"{what} {directory} {kind}")
         try:
             os.makedirs(directory)
         except OSError as error:
             raise usage.UsageError(
-                f"package directory {directory} is missing and cannot be created: {error.strerror}"
+                f"{what} {directory} is missing and cannot be created: {error.strerror}"
             ) from None
         log.info("created the package directory {directory}", directory=directory)
 
