@@ -82,21 +82,64 @@ class Options(usage.Options):
         ["upstream-timeout", None, "10", "Seconds to wait for the upstream index before answering 504."],
         ["header-timeout", None, "20", "Seconds a client has to send its request headers before it is disconnected."],
         ["file-cache", None, "16M", "Memory kept for small files (up to 64K each) to send them without opening them ('0' for none)."],
+        ["log-file", None, None, "Write the log to this file too (under -n, as well as to --log-stream)."],
+        ["log-stream", None, "stdout", "Where twistd -n writes the log: stdout, stderr or none."],
+        ["log-frmt", None, None, "A Python logging format for each log line, e.g. '%(asctime)s|%(name)s|%(levelname)s|%(message)s'."],
+        ["log-req-frmt", None, None, "pypiserver's request log format: accepted, no effect (requests are logged in Apache's combined format)."],
+        ["log-res-frmt", None, None, "pypiserver's response log format: accepted, no effect (see --log-req-frmt)."],
+        ["log-err-frmt", None, None, "pypiserver's error log format: accepted, no effect (errors are logged with their traceback)."],
+        ["server", None, None, "pypiserver's choice of WSGI server: accepted, no effect (this is Twisted)."],
+        ["backend", None, None, "pypiserver's storage backend: accepted, no effect (the index is in memory, following the directories)."],
+        ["server-base-url", None, None, "pypiserver's route prefix: accepted, no effect (a proxy in front strips the prefix and sends X-Forwarded-Prefix)."],
     ]
     optFlags = [
         ["overwrite", "o", "Allow uploads to replace existing files."],
         ["disable-fallback", None, "Answer 404 for projects not found here instead of redirecting."],
         ["follow-symlinks", None, "Serve symbolic links to files outside the package directories."],
         ["no-access-log", None, "Do not log each request (e.g. when nginx in front logs them already)."],
+        ["mirror", None, "Accepted, no effect: a caching mirror of --fallback-url is --fallback-mode proxy."],
     ]
+
+    IGNORED = {
+        "log-req-frmt": "requests are logged in Apache's combined format (--no-access-log turns it off)",
+        "log-res-frmt": "requests are logged in Apache's combined format (--no-access-log turns it off)",
+        "log-err-frmt": "errors are logged with their traceback, in --log-frmt's format if given",
+        "server": "twistedpypi always serves with Twisted",
+        "backend": "the index is always kept in memory and follows the directories as they change",
+        "server-base-url": "routes are served at /; a proxy in front strips the prefix and sends X-Forwarded-Prefix",
+        "mirror": "for a caching mirror of --fallback-url use --fallback-mode proxy",
+    }
+    """pypiserver's flags that mean nothing here, and why."""
 
     def __init__(self) -> None:
         super().__init__()
         self["directories"] = []
+        self["verbosity"] = 0
 
     def opt_passwd(self, path: str) -> None:
         """Alias for --passwords."""
         self["passwords"] = path
+
+    def opt_host(self, interface: str) -> None:
+        """Alias for --interface (pypiserver's -H, --host)."""
+        self["interface"] = interface
+
+    opt_H = opt_host
+
+    def opt_verbose(self) -> None:
+        """Log more: with -v, debug events too (repeat as for pypiserver)."""
+        self["verbosity"] += 1
+
+    opt_v = opt_verbose
+
+    def opt_version(self) -> None:
+        """Print the version of twistedpypi and Twisted, and exit."""
+        from twisted import __version__ as twisted_version
+
+        from twistedpypi import __version__
+
+        print(f"twistedpypi {__version__} (Twisted {twisted_version})")
+        sys.exit(0)
 
     def parseOptions(self, options=None) -> None:
         # "twistd pypi run -p 8080 dir" as pypiserver 2 users write it.
@@ -157,7 +200,7 @@ class Options(usage.Options):
         self._check_port()
         self._check_auth()
         algo = self["hash-algo"]
-        if algo.lower() in ("off", "none", "false", "0"):
+        if algo.lower() in ("off", "no", "none", "false", "0"):
             self["hash-algo"] = None
         elif algo.lower() not in LINK_HASHES or algo.lower() not in hashlib.algorithms_available:
             raise usage.UsageError(
@@ -197,6 +240,33 @@ class Options(usage.Options):
             self._ensure_directory(directory)
         self._check_upstream()
         self["describe-cache"] = self._describe_cache_path(self["describe-cache"], self["directories"])
+        self._check_logging()
+
+    def _check_logging(self) -> None:
+        from twistedpypi.process.twistdlog import LOG_STREAMS, LogChoices, logging_style_formatter
+
+        stream = self["log-stream"].lower()
+        if stream not in LOG_STREAMS:
+            raise usage.UsageError(f"--log-stream {self['log-stream']!r}: choose stdout, stderr or none")
+        if self["log-frmt"] is not None:
+            try:
+                logging_style_formatter(self["log-frmt"])
+            except KeyError as error:
+                raise usage.UsageError(
+                    f"--log-frmt names %({error.args[0]})s, which is not one of %(asctime)s, %(name)s,"
+                    " %(levelname)s, %(message)s, %(process)d, %(thread)d, %(threadName)s, %(created)f, %(msecs)d, %(levelno)s"
+                ) from None
+            except (ValueError, TypeError) as error:
+                raise usage.UsageError(f"--log-frmt is not a logging format string: {error}") from None
+        log_file = self["log-file"]
+        if log_file is not None:
+            log_file = os.path.abspath(os.path.expanduser(log_file))
+            if not os.path.isdir(os.path.dirname(log_file)):
+                raise usage.UsageError(f"--log-file {log_file}: its directory does not exist")
+        self["log-choices"] = LogChoices(self["verbosity"], log_file, stream, self["log-frmt"])
+        for name, why in self.IGNORED.items():
+            if self[name]:
+                log.warn("--{name} has no effect: {why}", name=name, why=why)
 
     @staticmethod
     def _describe_cache_path(value: str | None, directories: list[str]) -> str | None:
@@ -393,18 +463,50 @@ class ServerService(service.MultiService):
     application this server's log observer (see L{twistedpypi.process.twistdlog}).
 
     @param server_options: twistd's own options, if twistd runs the server.
+    @param log_choices: what pypiserver's log flags asked for (a
+        L{twistedpypi.process.twistdlog.LogChoices}), or L{None}.
     """
 
-    def __init__(self, server_options=None) -> None:
+    def __init__(self, server_options=None, log_choices=None) -> None:
         super().__init__()
         self.server_options = server_options
+        self.log_choices = log_choices
 
     def setServiceParent(self, parent) -> None:
         super().setServiceParent(parent)
         if self.server_options is not None and hasattr(parent, "setComponent"):
-            from twistedpypi.process.twistdlog import give_twistd_this_log
+            from twistedpypi.process.twistdlog import LogChoices, give_twistd_this_log
 
-            give_twistd_this_log(parent, self.server_options)
+            give_twistd_this_log(parent, self.server_options, self.log_choices or LogChoices())
+
+    def privilegedStartService(self) -> None:
+        from twistedpypi.process.listen import ListenRefused
+
+        try:
+            super().privilegedStartService()
+        except ListenRefused as refusal:
+            log.critical("{refusal}", refusal=str(refusal))
+            if self.server_options is not None:
+                # twistd removes its pid file and exits with status 1; the
+                # user reads one line on standard error, not a traceback.
+                _exit_with_one_line(refusal)
+            raise
+
+
+def _exit_with_one_line(error: Exception) -> None:
+    """
+    Make the coming end of the process by C{error} print only its message,
+    on standard error, where Python would print its traceback.
+    """
+    previous = sys.excepthook
+
+    def one_line(kind, value, traceback) -> None:
+        if value is error:
+            sys.__stderr__.write(f"twistd pypi: {error}\n")
+        else:
+            previous(kind, value, traceback)
+
+    sys.excepthook = one_line
 
 
 def _available_cores() -> int:
@@ -444,7 +546,7 @@ def makeService(options: Options) -> service.IService:
     from twistedpypi.index.model import PackageIndex
     from twistedpypi.process.drain import DrainService, exit_cleanly_on_sigterm
     from twistedpypi.process.listen import ListeningService
-    from twistedpypi.process.twistdlog import logs_to_stdout
+    from twistedpypi.process.twistdlog import LogChoices, logs_to_stdout
     from twistedpypi.scan.watcher import PackageWatcher
     from twistedpypi.scan.workers import MAX_DESCRIBE_WORKERS
     from twistedpypi.uploads.publisher import UploadsService
@@ -454,7 +556,24 @@ def makeService(options: Options) -> service.IService:
     # Before listening: the leftovers of uploads a killed server was taking.
     for path in remove_stale_uploads(config.upload_directory):
         log.info("deleted an unfinished upload: {path}", path=path)
-    top = ServerService(server_options)
+    log_choices = options["log-choices"]
+    # Workers write to this process's standard output and error as they
+    # are, unless its log goes to a file of its own too, which it then
+    # writes for them: its log file, not theirs, is rotated.
+    share_output = server_options is not None and logs_to_stdout(server_options) and log_choices.log_file is None
+    if options["inherit-fd"] is not None and log_choices.log_file is not None:
+        log_choices = LogChoices(verbosity=log_choices.verbosity)
+    top = ServerService(server_options, log_choices)
+    log.debug(
+        "serving {directories} (uploads to {upload_directory}, -a {authenticate}), fallback {fallback} ({mode}),"
+        " description cache {describe_cache}",
+        directories=config.directories,
+        upload_directory=config.upload_directory,
+        authenticate=",".join(sorted(config.authenticate)) or ".",
+        fallback=config.fallback_url or "off",
+        mode=config.fallback_mode,
+        describe_cache=config.describe_cache or "off",
+    )
     index = PackageIndex(_metadata_store(config.describe_cache))
     watcher = PackageWatcher(
         index,
@@ -481,7 +600,7 @@ def makeService(options: Options) -> service.IService:
         workers=options["workers"],
         # The same command line: with --inherit-fd, a worker starts no workers.
         worker_arguments=options["arguments"],
-        share_output=server_options is not None and logs_to_stdout(server_options),
+        share_output=share_output,
     ).setServiceParent(top)
     UploadsService(site.uploads.publisher).setServiceParent(top)
     # On stop, the port closes while this waits for requests in flight.

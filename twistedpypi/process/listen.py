@@ -27,7 +27,7 @@ from twisted.application.service import Service
 from twisted.internet import endpoints
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
-from twisted.internet.error import ReactorNotRunning
+from twisted.internet.error import CannotListenError, ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort, IReadDescriptor
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
@@ -41,6 +41,13 @@ log = Logger()
 
 INHERITED_FD = 3
 """The descriptor number a worker finds the shared socket under."""
+
+class ListenRefused(Exception):
+    """
+    The port could not be listened on when the server started (in use,
+    or not allowed): its message is the one line saying so.
+    """
+
 
 _TWISTD = "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"
 
@@ -153,6 +160,8 @@ class ListeningService(Service):
         self.port: Deferred[IListeningPort] | None = None
         self._children: list[tuple[object, WorkerProtocol]] = []
         self._worker_sockets: list[socket.socket] = []
+        self._starting = False
+        self._refused: Failure | None = None
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -163,7 +172,14 @@ class ListeningService(Service):
             self.port = self._listen_reusing_port(*self.address)
         else:
             self.port = endpoints.serverFromString(self._reactor, self.endpoint).listen(self.site)
-        self.port.addErrback(self._failed)
+        self._starting = True
+        try:
+            self.port.addErrback(self._failed)
+        finally:
+            self._starting = False
+        if self._refused is not None:
+            # Before the reactor runs: raised, so that twistd exits non-zero.
+            raise ListenRefused(self._refusal(self._refused))
 
     def _listen_reusing_port(self, interface: str, port: int) -> Deferred[IListeningPort]:
         """
@@ -182,10 +198,27 @@ class ListeningService(Service):
             self._worker_sockets = []
             return fail(Failure())
 
-    def _failed(self, failure):
+    def _failed(self, failure: Failure):
+        if self._starting:
+            self._refused = failure
+            return None
         log.failure("cannot listen on {endpoint}", failure, endpoint=self.endpoint)
         self._reactor.callWhenRunning(self._reactor.stop)
         return failure
+
+    def _refusal(self, failure: Failure) -> str:
+        """One line naming the port that could not be listened on, and why."""
+        error = failure.value
+        reason = error.socketError if isinstance(error, CannotListenError) else error
+        if isinstance(reason, OSError) and reason.strerror:
+            reason = reason.strerror[:1].lower() + reason.strerror[1:]
+        if isinstance(error, CannotListenError) and isinstance(error.port, int):
+            where = f"port {error.port} of {error.interface or '0.0.0.0'}"
+        elif self.address is not None:
+            where = f"port {self.address[1]} of {self.address[0]}"
+        else:
+            where = self.endpoint
+        return f"cannot listen on {where}: {reason}"
 
     def startService(self) -> None:
         if self.port is None:
