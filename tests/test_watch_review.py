@@ -40,20 +40,16 @@ def started():
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_file_that_cannot_be_described_is_logged_and_the_others_are_served(
-    packages, started, monkeypatch, logged
-):
+async def test_a_file_that_cannot_be_described_is_logged_and_the_others_are_served(packages, started, logged):
     write(packages, wheel_bytes("good", "1.0"))
     bad = write(packages, wheel_bytes("bad", "1.0"))
-    real = watch.describe
 
     def describe(state, *args):
         if state.path == bad:
             raise ValueError("a bug met by a strange file")
-        return real(state, *args)
+        return storage.describe(state, *args)
 
-    monkeypatch.setattr(watch, "describe", describe)
-    watcher = started([str(packages)])
+    watcher = started([str(packages)], describe=describe)
     await watcher.ready
     assert sorted(watcher.index.projects) == ["good"]
     assert any(f"cannot describe {bad}" in line for line in logged)
@@ -61,41 +57,42 @@ async def test_a_file_that_cannot_be_described_is_logged_and_the_others_are_serv
 
 @pytest_twisted.ensureDeferred
 async def test_a_failing_first_scan_is_logged_and_requests_are_answered_then_it_recovers(
-    packages, started, monkeypatch, logged
+    packages, started, logged
 ):
     write(packages, wheel_bytes("late", "1.0"))
-    real = watch.scan
+    fixed = threading.Event()
 
-    def broken(*args):
-        raise RuntimeError("scan is broken")
+    def scan(*args):
+        if not fixed.is_set():
+            raise RuntimeError("scan is broken")
+        return storage.scan(*args)
 
-    monkeypatch.setattr(watch, "scan", broken)
-    watcher = started([str(packages)], use_inotify=False)
+    watcher = started([str(packages)], use_inotify=False, scan=scan)
     await wait_for(lambda: watcher.is_ready, timeout=3)
     assert watcher.ready.called
     assert any("the first scan of the package directories failed" in line for line in logged)
     # The safety-net rescans keep going, and fill the index once scans work.
     await task.deferLater(reactor, 2 * watch.POLL_INTERVAL)
-    monkeypatch.setattr(watch, "scan", real)
+    fixed.set()
     await wait_for(lambda: watcher.index.project("late") is not None, timeout=5)
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_rescan_does_not_undo_what_events_did_while_it_scanned(packages, started, monkeypatch):
+async def test_a_rescan_does_not_undo_what_events_did_while_it_scanned(packages, started):
     old = write(packages, wheel_bytes("old", "1.0"))
     os.utime(old, (1_600_000_000, 1_600_000_000))
-    watcher = started([str(packages)])
-    await watcher.ready
-    real = watch.scan
-    scanned, go_on = threading.Event(), threading.Event()
+    slow, scanned, go_on = threading.Event(), threading.Event(), threading.Event()
 
-    def slow_scan(*args):
-        result = real(*args)
-        scanned.set()
-        go_on.wait(10)  # a big tree takes a while to walk
+    def scan(*args):
+        result = storage.scan(*args)
+        if slow.is_set():
+            scanned.set()
+            go_on.wait(10)  # a big tree takes a while to walk
         return result
 
-    monkeypatch.setattr(watch, "scan", slow_scan)
+    watcher = started([str(packages)], scan=scan)
+    await watcher.ready
+    slow.set()
     rescanning = watcher.rescan()
     try:
         await wait_for(scanned.is_set, timeout=5)

@@ -34,7 +34,7 @@ import struct
 import subprocess
 import sys
 import time
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from twistedpypi.index.distfile import SIGNATURE_SUFFIX
 
@@ -106,6 +106,21 @@ def inside(path: str, roots: list[str]) -> bool:
     """Whether C{path}, links resolved, is one of C{roots} or below one."""
     real = os.path.realpath(path)
     return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def changed_since(directories: Iterable[str], since_ns: int) -> bool:
+    """
+    Whether any of C{directories} may have had an entry added, removed or
+    renamed since C{since_ns}, or is gone.  A directory's time is that of a
+    clock tick: it is given a second's margin.
+    """
+    for directory in directories:
+        try:
+            if os.stat(directory).st_mtime_ns >= since_ns - 1_000_000_000:
+                return True
+        except OSError:
+            return True
+    return False
 
 
 def list_tree(directories: list[str], roots: list[str]) -> Listing:

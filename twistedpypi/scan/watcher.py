@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock, succeed
@@ -28,15 +28,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twistedpypi.index.distfile import SIGNATURE_SUFFIX
-from twistedpypi.index.metadatastore import MetadataStore
 from twistedpypi.index.model import DistributionFile, FilesByPath, PackageIndex
 from twistedpypi.process.memory import release_free_memory
 from twistedpypi.scan import describecache
-from twistedpypi.scan.describe import FileState, ScanResult, describe, describes, scan
-from twistedpypi.scan.listing import EarlyListing, ListingLost, link_roots
+from twistedpypi.scan.describe import FileState, ScanResult, describe, scan
+from twistedpypi.scan.listing import EarlyListing, ListingLost, changed_since, link_roots
 from twistedpypi.scan.notify import HAVE_INOTIFY, Identity, Notifier, inspect_paths, inspect_unchanged
 from twistedpypi.scan.plan import SETTLE_SECONDS, CacheSplit, Plan, plan_changes, reuse_cached
-from twistedpypi.scan.workers import DescribeWorker, shares
+from twistedpypi.scan.workers import describe_all
 
 log = Logger()
 
@@ -71,6 +70,10 @@ class PackageWatcher(Service):
         another process since before the server started: the first scan
         uses it, then scans again once every directory is watched.  That
         process is the first describe worker of the first scan.
+    @param scan: what finds the distribution files below directories
+        (L{twistedpypi.scan.describe.scan}), in a thread.
+    @param describe: what describes one file in this process
+        (L{twistedpypi.scan.describe.describe}), in a thread.
 
     @ivar ready: fires once the first full scan is in the index.
     """
@@ -86,6 +89,8 @@ class PackageWatcher(Service):
         follow_symlinks: bool = False,
         describe_workers: int = 0,
         early_listing: EarlyListing | None = None,
+        scan: Callable[..., ScanResult] = scan,
+        describe: Callable[[FileState, tuple[str, ...], bool], DistributionFile | None] = describe,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -96,6 +101,8 @@ class PackageWatcher(Service):
         self._early_listing = early_listing
         self._algorithms = hash_algorithms
         self._describe_workers = describe_workers
+        self._scan = scan
+        self._describe = describe
         self._use_inotify = use_inotify and HAVE_INOTIFY
         self._lock = DeferredLock()
         self._notifier: Notifier | None = None
@@ -273,7 +280,7 @@ class PackageWatcher(Service):
         self._note_unreadable(found)
         if listed_ns is None:
             return False
-        return await deferToThread(_changed_since, found.directories, listed_ns)
+        return await deferToThread(changed_since, found.directories, listed_ns)
 
     def _scan_with(self, lister: EarlyListing | None, known: FilesByPath) -> tuple[ScanResult, int | None]:
         """
@@ -286,10 +293,10 @@ class PackageWatcher(Service):
         listing = lister.result() if lister is not None else None
         if listing is not None:
             try:
-                return scan(self.directories, self._roots, known, listing), listing.started_ns
+                return self._scan(self.directories, self._roots, known, listing), listing.started_ns
             except ListingLost:
                 pass  # its process failed: list here
-        return scan(self.directories, self._roots, known), None
+        return self._scan(self.directories, self._roots, known), None
 
     def rescan(self) -> Deferred[None]:
         """
@@ -453,7 +460,7 @@ class PackageWatcher(Service):
             signatures=inspected.signatures,
         )
         for directory in inspected.directories:
-            found = await deferToThread(scan, [directory], self._roots)
+            found = await deferToThread(self._scan, [directory], self._roots)
             self._watch_directories(found.directories)
             await self._apply(found, scope=[directory], settle=False)
 
@@ -564,85 +571,21 @@ class PackageWatcher(Service):
         self, states: list[FileState], signed: set[str]
     ) -> tuple[list[DistributionFile], list[tuple[FileState, Failure]]]:
         """
-        Describe files, in a thread, moving each one's metadata into the
-        index's metadata store (off the heap) as soon as it is read.  Worker
-        processes take shares of a large batch; what they leave undescribed
-        is described here.  One that cannot be described (a bug met by a
-        strange file) is reported, not allowed to sink the others.
+        Describe files, in a thread (see L{describe_all}), into the index's
+        metadata store.
         """
         # The first scan's listing process stands by as a worker (the first
         # scan dismisses it, in another thread, if it is given nothing).
         standby, self._early_listing = self._early_listing, None
-        if standby is not None and not standby.standing_by():
-            standby = None
-        mine, *theirs = shares(states, self._describe_workers, ready=0 if standby is None else 1)
-        workers = [
-            DescribeWorker.start(share, self._algorithms, signed, standby if n == 0 else None)
-            for n, share in enumerate(theirs)
-        ]
-        store = self.index.metadata_store
-        results: list[DistributionFile] = []
-        failed: list[tuple[FileState, Failure]] = []
-        store = self._describe_here(mine, signed, store, results, failed)
-        for worker, share in zip(workers, theirs):
-            described = worker.results(store)
-            left = []
-            for state in share:
-                dist = described.get(state.path)
-                if dist is not None and describes(dist, state):
-                    results.append(dist)
-                else:
-                    left.append(state)
-            store = self._describe_here(left, signed, store, results, failed)
-        return results, failed
-
-    def _describe_here(
-        self,
-        states: Iterable[FileState],
-        signed: set[str],
-        store: MetadataStore | None,
-        results: list[DistributionFile],
-        failed: list[tuple[FileState, Failure]],
-    ) -> MetadataStore | None:
-        """
-        Describe files in this process into C{results} and C{failed}.
-
-        @return: the store to go on with (none once it cannot be written).
-        """
-        for state in states:
-            try:
-                dist = describe(state, self._algorithms, state.path in signed)
-            except Exception:
-                failed.append((state, Failure()))
-                continue
-            if dist is None:
-                continue
-            if store is not None and dist.metadata is not None:
-                try:
-                    # Not yet in the index: nobody else sees it change.
-                    dist.metadata = store.add(dist.metadata)
-                except OSError as error:
-                    # Kept in memory instead: served all the same.
-                    log.warn("cannot write to the metadata store: {error}", error=error)
-                    store = None
-            results.append(dist)
-        return store
-
-
-def _changed_since(directories: Iterable[str], since_ns: int) -> bool:
-    """
-    Whether any of C{directories} may have had an entry added, removed or
-    renamed since C{since_ns}, or is gone.  A directory's time is that of a
-    clock tick: it is given a second's margin.
-    """
-    for directory in directories:
-        try:
-            if os.stat(directory).st_mtime_ns >= since_ns - 1_000_000_000:
-                return True
-        except OSError:
-            return True
-    return False
-
+        return describe_all(
+            states,
+            self._algorithms,
+            signed,
+            self.index.metadata_store,
+            workers=self._describe_workers,
+            standby=standby,
+            describe=self._describe,
+        )
 
 
 def _save_and_trim(path: str, files: list[DistributionFile], metadata_of) -> None:

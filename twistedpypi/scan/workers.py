@@ -14,7 +14,8 @@ file a worker did not describe (gone, changed meanwhile, or one it failed
 on) is described by the server itself, so a worker that fails costs time,
 never a file.
 
-Blocking: used from the watcher's thread.  A worker runs as
+L{describe_all} shares a batch out and describes the rest.  Blocking: used
+from the watcher's thread.  A worker runs as
 C{python -m twistedpypi.scan.offcore LIST CACHE ALGORITHM...}; at
 start-up, the process that listed the package directories (see
 L{twistedpypi.scan.listing}) stands by to be the first worker, already started.
@@ -27,13 +28,18 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from twistedpypi.index.metadatastore import MetadataStore
-from twistedpypi.index.model import FilesByPath
+from twistedpypi.index.model import DistributionFile, FilesByPath
 from twistedpypi.scan import describecache
-from twistedpypi.scan.describe import FileState
+from twistedpypi.scan.describe import FileState, describe, describes
 from twistedpypi.scan.listing import OFFCORE, EarlyListing, start_module
+
+log = Logger()
 
 START_COST = 3000
 """
@@ -148,3 +154,83 @@ class DescribeWorker:
         finally:
             if self._directory is not None:
                 shutil.rmtree(self._directory, ignore_errors=True)
+
+
+def describe_all(
+    states: list[FileState],
+    algorithms: tuple[str, ...],
+    signed: set[str],
+    store: MetadataStore | None,
+    workers: int = 0,
+    standby: EarlyListing | None = None,
+    describe: Callable[[FileState, tuple[str, ...], bool], DistributionFile | None] = describe,
+) -> tuple[list[DistributionFile], list[tuple[FileState, Failure]]]:
+    """
+    Describe files, moving each one's metadata into C{store} (off the heap)
+    as soon as it is read.  Worker processes, at most C{workers}, take
+    shares of a large batch; what they leave undescribed is described here.
+    One that cannot be described (a bug met by a strange file) is reported,
+    not allowed to sink the others.
+
+    @param signed: paths of files with a detached signature beside them.
+    @param standby: the process that listed the package directories, if it
+        may stand by as the first worker (L{EarlyListing.standing_by}).
+    @param describe: what describes one file here (L{describe}).
+    @return: the descriptions, and the files that could not be described,
+        each with why.
+    """
+    if standby is not None and not standby.standing_by():
+        standby = None
+    mine, *theirs = shares(states, workers, ready=0 if standby is None else 1)
+    started = [
+        DescribeWorker.start(share, algorithms, signed, standby if n == 0 else None)
+        for n, share in enumerate(theirs)
+    ]
+    results: list[DistributionFile] = []
+    failed: list[tuple[FileState, Failure]] = []
+    store = _describe_here(describe, mine, algorithms, signed, store, results, failed)
+    for worker, share in zip(started, theirs):
+        described = worker.results(store)
+        left = []
+        for state in share:
+            dist = described.get(state.path)
+            if dist is not None and describes(dist, state):
+                results.append(dist)
+            else:
+                left.append(state)
+        store = _describe_here(describe, left, algorithms, signed, store, results, failed)
+    return results, failed
+
+
+def _describe_here(
+    describe: Callable[[FileState, tuple[str, ...], bool], DistributionFile | None],
+    states: Iterable[FileState],
+    algorithms: tuple[str, ...],
+    signed: set[str],
+    store: MetadataStore | None,
+    results: list[DistributionFile],
+    failed: list[tuple[FileState, Failure]],
+) -> MetadataStore | None:
+    """
+    Describe files in this process into C{results} and C{failed}.
+
+    @return: the store to go on with (none once it cannot be written).
+    """
+    for state in states:
+        try:
+            dist = describe(state, algorithms, state.path in signed)
+        except Exception:
+            failed.append((state, Failure()))
+            continue
+        if dist is None:
+            continue
+        if store is not None and dist.metadata is not None:
+            try:
+                # Not yet in the index: nobody else sees it change.
+                dist.metadata = store.add(dist.metadata)
+            except OSError as error:
+                # Kept in memory instead: served all the same.
+                log.warn("cannot write to the metadata store: {error}", error=error)
+                store = None
+        results.append(dist)
+    return store
