@@ -17,11 +17,7 @@ from typing import BinaryIO
 
 from twistedpypi.fs import open_regular_file, read_regular_file
 from twistedpypi.index.coremetadata import header_fields
-from twistedpypi.index.distfile import (
-    DistributionName,
-    normalize_name,
-    parse_filename,
-)
+from twistedpypi.index.distfile import DistributionName, parse_filename, spells_project
 from twistedpypi.index.model import DistributionFile, FilesByPath, split_path
 from twistedpypi.scan.listing import Listing, inside, list_tree
 from twistedpypi.scan.metadata import MAX_LEAN_SIZE, read_core_metadata
@@ -188,8 +184,9 @@ def describe(
     if metadata is not None:
         fields = header_fields(metadata.raw, _DESCRIBED_FIELDS)
         name = fields.get("name")
-        # A name that does not match the file's is not trusted for display.
-        if name is not None and normalize_name(name.strip()) == state.dist.project:
+        # Only an ASCII spelling of the file's own name is kept for display:
+        # not another name, nor a look-alike that str.lower folds onto it.
+        if name is not None and spells_project(name.strip(), state.dist.project):
             display_name = name.strip()
         value = fields.get("requires-python")
         requires_python = value.strip() or None if value is not None else None
