@@ -57,8 +57,9 @@ th{background:#f4f4f4}.n{text-align:right;white-space:nowrap}tr[hidden]{display:
 input[type=search]{font-size:1.05em;padding:.35em .5em;width:22em;max-width:100%}
 pre,code.cmd{background:#f4f4f4;padding:.6em .8em;border-radius:4px}
 pre.description{white-space:pre-wrap;overflow-wrap:anywhere}
-code.cmd{display:block;user-select:all;white-space:pre-wrap;overflow-wrap:anywhere}
-.muted{color:#666}nav a{margin-right:1em}dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{color:#666}dd{margin:0}
+code.cmd{display:block;margin:.3em 0;user-select:all;white-space:pre-wrap;overflow-wrap:anywhere}
+.muted{color:#666}nav a{margin-right:1em}h2{margin:1.2em 0 .4em;font-size:1.2em}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{color:#666}dd{margin:0}
 """
 
 _KINDS = {"bdist_wheel": "wheel", "sdist": "sdist", "bdist_egg": "egg"}
@@ -126,7 +127,11 @@ def _when(dist: DistributionFile) -> str:
     return f'<time datetime="{upload_time(dist)}">{moment:%Y-%m-%d %H:%M} UTC</time>'
 
 
-def _page(title: str, body: str) -> bytes:
+def page_html(title: str, body: str) -> bytes:
+    """
+    A whole page of this site: C{body} under C{title}, in the style every
+    page a person reads here shares (the welcome page too).
+    """
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -170,7 +175,7 @@ def project_list_html(index: PackageIndex, query: str = "") -> bytes:
         f"{''.join(rows)}</tbody></table>\n"
         f"<script>{_FILTER_SCRIPT}</script>\n"
     )
-    return _page("Projects", body)
+    return page_html("Projects", body)
 
 
 def _safe_link(url: str) -> str:
@@ -271,7 +276,7 @@ def project_page_html(project: Project, base_url: str, metadata_of: MetadataRead
         f"{''.join(rows)}</tbody></table>\n"
         + description_html
     )
-    return _page(f"{name} {latest}", body)
+    return page_html(f"{name} {latest}", body)
 
 
 def not_found_html(name: str) -> bytes:
@@ -280,4 +285,4 @@ def not_found_html(name: str) -> bytes:
         '<nav><a href="../../">Home</a><a href="../">All projects</a></nav>\n'
         f"<h1>Not found</h1>\n<p>There is no project {escape(name)} on this index.</p>\n"
     )
-    return _page("Not found", body)
+    return page_html("Not found", body)

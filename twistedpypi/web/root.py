@@ -104,7 +104,7 @@ class Root(Resource):
             missing = FallbackRedirect(config.fallback_url) if config.fallback_url else NotFound()
         self.policy = policy if policy is not None else AccessPolicy.from_config(config)
         self.uploads = uploads
-        self.welcome = Welcome(index, config.welcome_html)
+        self.welcome = Welcome(index, config.welcome_html, self.policy)
         self.health = Health()
         self.health_path = config.health_endpoint.encode("utf-8")
         self.putChild(b"simple", SimpleIndex(index, missing, config.hash_algo, cache_control))
