@@ -26,6 +26,14 @@ from twistedpypi.uploads.multipart import (
 
 CONTENT_FIELD = "content"
 
+UPLOAD_FORM_ALLOWANCE = MAX_FIELDS_SIZE + 1024 * 1024
+"""
+Bytes an upload's body may carry beyond its file: the form's other fields,
+which the parser holds to L{MAX_FIELDS_SIZE} together, and a megabyte for
+the part headers, the boundaries and a chunked body's chunk-size lines.
+The one margin between C{--max-upload-size} and the largest body.
+"""
+
 
 DIGEST_FIELDS = {
     "md5_digest": "md5",
@@ -196,6 +204,14 @@ def check_upload(form: UploadForm) -> DistributionName:
         if value and not _HEX.match(value):
             raise UploadRejected(400, f"{field_name} is not a hexadecimal digest")
     return dist
+
+
+def largest_upload_body(max_upload_size: int) -> int:
+    """
+    The most bytes an upload's whole body may take when its file may take
+    C{max_upload_size}.
+    """
+    return max_upload_size + UPLOAD_FORM_ALLOWANCE
 
 
 def check_content_size(form: UploadForm, max_upload_size: int) -> None:

@@ -22,8 +22,8 @@ from twistedpypi.config import Config
 from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import METRICS, Metrics
 from twistedpypi.process.drain import InFlight
-from twistedpypi.scan.metadata import MAX_METADATA_SIZE
 from twistedpypi.scan.watcher import PackageWatcher
+from twistedpypi.uploads.form import largest_upload_body
 from twistedpypi.uploads.multipart import boundary_from_content_type
 from twistedpypi.uploads.publisher import Publisher
 from twistedpypi.web.accesslog import log_access
@@ -35,11 +35,10 @@ from twistedpypi.web.upload import Uploads
 log = Logger()
 
 MAX_FORM_BODY = 1024 * 1024
-"""Bytes kept of a body that is not an upload (a removal form, XML-RPC)."""
-
-BODY_SLACK = 16 * 1024 * 1024
-"""Bytes an upload's body may exceed --max-upload-size by: the form's
-other fields and the multipart framing."""
+"""
+The largest body of a C{POST} or C{PUT} that is not an upload (a removal
+form, an XML-RPC call), and the most bytes of a body kept in memory.
+"""
 
 LINGER_SECONDS = 30.0
 """How long a refused request's body is still read (and dropped) so the
@@ -71,18 +70,53 @@ The largest body of a request whose method cannot upload (anything but POST
 and PUT): nothing this server answers reads one.
 """
 
-UPLOAD_FORM_ALLOWANCE = MAX_METADATA_SIZE
-"""
-Bytes an upload's body may carry beyond C{--max-upload-size}: the form
-fields beside the file (the description, chiefly) are metadata, which is
-never read beyond L{MAX_METADATA_SIZE} anyway.
-"""
-
 TOO_LARGE_PHRASE = "Content Too Large: the upload is larger than this server accepts"
 """The status line of a body refused before it is read."""
 
 _UPLOAD_METHODS = frozenset({b"POST", b"PUT"})
 DEFAULT_MAX_UPLOAD_SIZE = 1024 * 1024 * 1024
+
+_ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)", re.DOTALL)
+"""An absolute-form request target (RFC 9112 3.2.2): authority, and the rest."""
+
+
+def upload_boundary(method: bytes | None, target: bytes | None, content_type: bytes | None) -> bytes | None:
+    """
+    The multipart boundary of a request that is an upload, a
+    C{multipart/form-data} C{POST} to C{/}; L{None} for any other request.
+    """
+    if method != b"POST" or target is None:
+        return None
+    absolute = _ABSOLUTE_FORM.match(target)
+    path = (absolute.group(2) if absolute else target).split(b"?", 1)[0]
+    if path not in (b"/", b""):
+        return None
+    return boundary_from_content_type(content_type)
+
+
+def request_body_limit(
+    method: bytes, target: bytes, content_type: bytes | None, max_upload_size: int
+) -> int:
+    """
+    The most body bytes one request may send: the server's one body-size
+    policy, which L{IndexChannel} applies to a declared C{Content-Length}
+    before reading any of the body, and to a chunked body (framing
+    included) as it arrives.
+
+      - An upload (see L{upload_boundary}; a C{PUT} of the same form is
+        bounded alike, then refused with 405): C{--max-upload-size} for the
+        file plus the form's
+        L{twistedpypi.uploads.form.UPLOAD_FORM_ALLOWANCE}, the one margin.
+        The file alone is held to C{--max-upload-size} as it streams in
+        (L{twistedpypi.uploads.form.check_content_size}).
+      - Any other C{POST} or C{PUT}: L{MAX_FORM_BODY}.
+      - Any other method: L{MAX_BODY_WITHOUT_UPLOAD}.
+    """
+    if method not in _UPLOAD_METHODS:
+        return MAX_BODY_WITHOUT_UPLOAD
+    if upload_boundary(b"POST", target, content_type) is not None:
+        return largest_upload_body(max_upload_size)
+    return MAX_FORM_BODY
 
 
 class IndexChannel(HTTPChannel):
@@ -92,7 +126,7 @@ class IndexChannel(HTTPChannel):
 
     Headers have a deadline (the site's C{header_timeout}) that, unlike the
     idle timeout, does not move with every byte; a body is refused with 413
-    as soon as its declared or received size passes the site's limit,
+    as soon as its declared or received size passes L{request_body_limit},
     before any of it is stored.  A body is framed by C{Content-Length} or
     by C{Transfer-Encoding: chunked} alone: any other transfer coding is
     refused with 400 and the connection closed, as RFC 9112 6.3 requires.
@@ -157,10 +191,14 @@ class IndexChannel(HTTPChannel):
         self._transfer_codings = ()
         self._awaiting_headers = False
         self._cancel_header_deadline()
-        limit = self._body_limit_for(self._command)
+        request = self.requests[-1]
+        content_type = request.requestHeaders.getRawHeaders(b"content-type", [None])[0]
+        limit = request_body_limit(self._command, self._path, content_type, self.site.max_upload_size)
         if self.length is not None and self.length > limit:
             self._refuse_body(limit)
             return
+        if isinstance(request, IndexRequest):
+            request.headers_received(self._command, self._path, content_type)
         # A declared length is enforced by Twisted's decoder; a chunked body
         # is counted as it arrives.
         self._body_limit = limit if self.length is None else None
@@ -170,7 +208,7 @@ class IndexChannel(HTTPChannel):
     def rawDataReceived(self, data: bytes) -> None:
         if not self._handlingRequest and self._body_limit is not None:
             self._body_received += len(data)
-            if self._body_received > self._body_limit + MAX_LINE_LENGTH:
+            if self._body_received > self._body_limit:
                 self._refuse_body(self._body_limit)
                 return
         super().rawDataReceived(data)
@@ -192,11 +230,6 @@ class IndexChannel(HTTPChannel):
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         super().connectionLost(reason)
-
-    def _body_limit_for(self, method: bytes) -> int:
-        if method in _UPLOAD_METHODS:
-            return self.site.max_upload_size + UPLOAD_FORM_ALLOWANCE
-        return MAX_BODY_WITHOUT_UPLOAD
 
     def _start_header_deadline(self) -> None:
         if self._header_started is None and self.transport is not None and not self.transport.disconnecting:
@@ -233,19 +266,20 @@ class IndexChannel(HTTPChannel):
 
     def _refuse_body(self, limit: int) -> None:
         self._body_limit = None
+        method = self._command.decode("ascii", "replace")
         log.info(
             "refused a {method} body from {peer}: larger than {limit} bytes",
-            method=self._command.decode("ascii", "replace"),
+            method=method,
             peer=str(self.transport.getPeer()),
             limit=limit,
         )
+        reason = f"a {method} request may carry at most {limit} bytes of body"
         if self._command in _UPLOAD_METHODS:
-            reason = (
-                f"the request body is larger than this server accepts"
-                f" ({self.site.max_upload_size} bytes of upload, see --max-upload-size)\n"
+            reason += (
+                f"; an upload's file at most {self.site.max_upload_size} bytes"
+                " (the administrator can raise --max-upload-size)"
             )
-        else:
-            reason = f"a {self._command.decode('ascii', 'replace')} request may carry at most {limit} bytes of body\n"
+        reason += "\n"
         self._respond_and_disconnect(413, b"Content Too Large", reason)
 
     def _respond_and_disconnect(self, code: int, phrase: bytes, reason: str) -> None:
@@ -263,10 +297,6 @@ class IndexChannel(HTTPChannel):
         # A client that does not read its answer does not keep the
         # connection either.
         self._abort_call = self.callLater(self.abortTimeout, self.transport.abortConnection)
-
-
-_ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)", re.DOTALL)
-"""An absolute-form request target (RFC 9112 3.2.2): authority, and the rest."""
 
 
 class BadRequestTarget(Resource):
@@ -307,6 +337,7 @@ class IndexRequest(Request):
     body_truncated = False
     _refused = False
     _linger = None
+    _upload_boundary: bytes | None = None
 
     def __init__(self, channel, *args, **kwargs) -> None:
         kwargs.setdefault("parsePOSTFormSubmission", False)
@@ -315,36 +346,24 @@ class IndexRequest(Request):
         site = getattr(channel, "site", None)
         if isinstance(site, IndexSite):
             site.request_started(self)
-        self._body_size = 0
+
+    def headers_received(self, method: bytes, target: bytes, content_type: bytes | None) -> None:
+        """
+        The request line and headers are in, and its body is within the
+        limit (L{request_body_limit}): Twisted sets C{method} and C{uri}
+        only once the body is complete, so the channel tells them now,
+        before the body's first byte.
+        """
+        self._upload_boundary = upload_boundary(method, target, content_type)
 
     def gotLength(self, length: int | None) -> None:
         site = getattr(self.channel, "site", None)
         uploads: Uploads | None = getattr(site, "uploads", None)
         self.content = BytesIO()
-        limit = uploads.publisher.config.max_upload_size + BODY_SLACK if uploads is not None else MAX_FORM_BODY
-        self._body_limit = limit
-        if length is not None and length > limit:
-            self.refuse_early(
-                413,
-                f"the upload is larger than this server accepts ({limit - BODY_SLACK} bytes);"
-                " the administrator can raise --max-upload-size",
-            )
-            return
-        boundary = boundary_from_content_type(self.requestHeaders.getRawHeaders(b"content-type", [None])[0])
-        if uploads is not None and boundary is not None and self._is_root_post():
+        if uploads is not None and self._upload_boundary is not None:
             self.upload = uploads.receiver(
-                self, boundary, self._pause_reading, self._resume_reading
+                self, self._upload_boundary, self._pause_reading, self._resume_reading
             )
-
-    def _is_root_post(self) -> bool:
-        # The request line is not on the request yet when the headers end;
-        # the channel has it.  Without it, any form body is taken as an
-        # upload candidate (the resource still refuses other paths).
-        command = getattr(self.channel, "_command", b"POST")
-        target = getattr(self.channel, "_path", b"/")
-        absolute = _ABSOLUTE_FORM.match(target)
-        path = (absolute.group(2) if absolute else target).split(b"?", 1)[0]
-        return command == b"POST" and path in (b"/", b"")
 
     def _pause_reading(self) -> None:
         if self.channel is not None and self.channel.transport is not None:
@@ -359,10 +378,6 @@ class IndexRequest(Request):
 
     def handleContentChunk(self, data: bytes) -> None:
         if self._refused:
-            return
-        self._body_size += len(data)
-        if self._body_size > self._body_limit:
-            self.refuse_early(413, "the upload is larger than this server accepts")
             return
         if self.upload is not None:
             self.upload.feed(data)
