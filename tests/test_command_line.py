@@ -85,7 +85,7 @@ def busy_port():
 def test_a_busy_port_exits_non_zero_with_one_line_naming_it(tmp_path, busy_port, port_arguments):
     result = run_twistd(tmp_path, *port_arguments(busy_port), "-P", ".", "-a", ".", str(tmp_path / "packages"))
     assert result.returncode != 0
-    assert result.stderr.splitlines() == [f"twistd pypi: cannot listen on port {busy_port} of 127.0.0.1: address already in use"]
+    assert result.stderr.splitlines() == [f"twistd pypi: cannot listen on port {busy_port} of 127.0.0.1: Address already in use"]
     assert "Traceback" not in result.stdout
 
 

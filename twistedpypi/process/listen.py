@@ -211,7 +211,7 @@ class ListeningService(Service):
         error = failure.value
         reason = error.socketError if isinstance(error, CannotListenError) else error
         if isinstance(reason, OSError) and reason.strerror:
-            reason = reason.strerror[:1].lower() + reason.strerror[1:]
+            reason = reason.strerror
         if isinstance(error, CannotListenError) and isinstance(error.port, int):
             where = f"port {error.port} of {error.interface or '0.0.0.0'}"
         elif self.address is not None:
