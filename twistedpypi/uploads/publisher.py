@@ -26,6 +26,7 @@ from twistedpypi.index.distfile import (
     version_from_filename_matches,
 )
 from twistedpypi.index.model import PackageIndex
+from twistedpypi.metrics import METRICS, Metrics
 from twistedpypi.uploads.form import (
     UploadForm,
     check_content_size,
@@ -66,12 +67,17 @@ class Publisher:
 
     @ivar watcher: the L{twistedpypi.scan.watcher.PackageWatcher} whose
         C{refresh} puts a change into the index.
+    @ivar metrics: where each file stored (C{uploads}) and each
+        distribution file removed (C{removals}) is counted.
     """
 
-    def __init__(self, config: Config, index: PackageIndex, watcher) -> None:
+    def __init__(
+        self, config: Config, index: PackageIndex, watcher, metrics: Metrics = METRICS
+    ) -> None:
         self.config = config
         self.index = index
         self.watcher = watcher
+        self.metrics = metrics
         self._receivers: set[UploadReceiver] = set()
         self._taking: set[Deferred] = set()
 
@@ -174,6 +180,8 @@ class Publisher:
             ) from None
         except OSError as error:
             raise _not_stored(error) from None
+        if stored:
+            self.metrics.count("uploads")
         signature = form.files.get("gpg_signature")
         if signature is None and form.fields.get("gpg_signature"):
             signature = form.fields["gpg_signature"].encode("utf-8")
@@ -216,6 +224,7 @@ class Publisher:
                 "No such release on this index",
             )
         removed = await deferToThread(remove_files, paths)
+        self.metrics.count("removals", sum(1 for path in removed if not path.endswith(SIGNATURE_SUFFIX)))
         await self.watcher.refresh([*paths, *(p + SIGNATURE_SUFFIX for p in paths)])
         log.info(
             "removed {project} {version}: {files}",

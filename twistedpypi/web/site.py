@@ -611,7 +611,7 @@ def make_site(
     """
     metrics = METRICS if metrics is None else metrics
     policy = AccessPolicy.from_config(config)
-    uploads = Uploads(Publisher(config, index, watcher), policy)
+    uploads = Uploads(Publisher(config, index, watcher, metrics), policy)
     return IndexSite(
         Root(config, index, metrics=metrics, upstream=upstream, policy=policy, uploads=uploads),
         watcher,
