@@ -5,11 +5,14 @@ segment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from twistedpypi.auth import DOWNLOAD, LIST, UPDATE, AccessPolicy
-from twistedpypi.config import Config
+from twistedpypi.config import ACTIONS, Config
 from twistedpypi.index.distfile import is_project_name, normalize_name
 from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import METRICS, Metrics
@@ -59,24 +62,129 @@ class ProjectShortcut(Resource):
         return relative_redirect(request, f"/simple/{normalize_name(self.name)}/")
 
 
+@dataclass(frozen=True)
+class Route:
+    """
+    One first path segment the site serves: the resource behind it, the
+    C{-a} action a request there performs, and the name its requests are
+    counted under in C{/metrics}.
+
+    @ivar segment: the first path segment, C{b"simple"} for C{/simple/...}.
+    @ivar build: makes the resource from the L{Root}, or gives L{None} when
+        this server does not serve the route (C{/upstream/} outside proxy
+        mode).
+    @ivar action: the action of L{ACTIONS} a request below the route
+        performs, which the password guard asks the policy about.
+    @ivar metrics_name: the C{route} label of its requests in C{/metrics}.
+    @ivar listing_action: the action of the route's own page
+        (C{/packages/}, a listing) when it differs from L{action}.
+    """
+
+    segment: bytes
+    build: Callable[[Root], Resource | None]
+    action: str
+    metrics_name: str
+    listing_action: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS or self.listing_action not in (None, *ACTIONS):
+            raise ValueError(f"route {self.segment!r}: its action must be one of {ACTIONS}")
+        if not self.metrics_name:
+            raise ValueError(f"route {self.segment!r}: it needs a name to be counted under in /metrics")
+
+    def action_for(self, request: Request) -> str:
+        """The action C{request}, below this route, performs."""
+        if self.listing_action is not None and request.postpath in ([], [b""]):
+            return self.listing_action
+        return self.action
+
+
+def _upstream_files(root: Root) -> Resource | None:
+    if root.upstream is None:
+        return None
+    # Proxy mode only: twistedpypi.web.proxy is imported when it is used.
+    from twistedpypi.web.proxy import UpstreamFiles
+
+    return UpstreamFiles(root.upstream, root.index, root.cache_control)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        b"simple",
+        lambda root: SimpleIndex(root.index, root.missing, root.config.hash_algo, root.cache_control),
+        LIST,
+        "simple",
+    ),
+    Route(
+        b"packages",
+        lambda root: Packages(root.index, root.cache_control, root.config.file_cache_size),
+        DOWNLOAD,
+        "packages",
+        listing_action=LIST,
+    ),
+    Route(b"pypi", lambda root: JsonApi(root.index), LIST, "json"),
+    # Operations: the browsable pages, pip search's XML-RPC and the
+    # Prometheus metrics (routes here, so the password guard covers them).
+    Route(b"project", lambda root: Browse(root.index), LIST, "browse"),
+    Route(b"RPC2", lambda root: PackageSearch(root.index), LIST, "xmlrpc"),
+    Route(
+        b"metrics",
+        lambda root: MetricsPage(
+            root.metrics, root.index, root.upstream.stats if root.upstream is not None else None
+        ),
+        LIST,
+        "metrics",
+    ),
+    Route(b"upstream", _upstream_files, DOWNLOAD, "upstream"),
+)
+"""
+Every route below C{/}, once: L{Root} builds its children from it and
+guards each with its action, and L{RouteNames} counts requests under its
+names.  C{/} itself (welcome page, uploads), the health endpoint and the
+C{/<project>/} shortcut are L{Root}'s own.
+"""
+
+_ROUTE_BY_SEGMENT = {route.segment: route for route in ROUTES}
+
+
+class RouteNames:
+    """
+    Names the route of a request by its first path segment, from a fixed
+    set (the L{ROUTES}' names, and C{health}, C{welcome}, C{upload},
+    C{xmlrpc}, C{shortcut} and C{other}), so the metrics stay small
+    whatever paths clients send.
+    """
+
+    def __init__(self, health_path: bytes = b"/health") -> None:
+        self.health_path = health_path
+
+    def __call__(self, request: Request) -> str:
+        path = request.path
+        if path == self.health_path:
+            return "health"
+        if path == b"/":
+            if request.method == b"POST":
+                content_type = request.getHeader(b"content-type") or b""
+                return "xmlrpc" if content_type.startswith(b"text/xml") else "upload"
+            return "welcome"
+        if not path.startswith(b"/"):
+            # "*", or a target refused with 400.
+            return "other"
+        route = _ROUTE_BY_SEGMENT.get(path.split(b"/", 2)[1])
+        if route is not None:
+            return route.metrics_name
+        # /<project>/, pypiserver's shortcut, or nothing at all.
+        return "shortcut" if path.count(b"/") <= 2 else "other"
+
+
 class Root(Resource):
     """
     C{/}: the welcome page, uploads (C{POST /}), and the parent of every
-    route.
+    route in L{ROUTES}.
 
     The C{-a} policy is applied here, in one place: each child is wrapped
-    in a L{Guard} for the action it serves (see L{CHILD_ACTIONS}).
+    in a L{Guard} for the action its route says it serves.
     """
-
-    CHILD_ACTIONS: dict[bytes, str] = {
-        b"simple": LIST,
-        b"pypi": LIST,
-        b"RPC2": LIST,
-        b"project": LIST,
-        b"metrics": LIST,
-        b"upstream": DOWNLOAD,
-    }
-    """The action each child serves; C{packages} depends on the path."""
 
     def __init__(
         self,
@@ -89,39 +197,32 @@ class Root(Resource):
         uploads: Uploads | None = None,
     ) -> None:
         super().__init__()
-        cache_control = (
+        self.config = config
+        self.index = index
+        self.metrics = METRICS if metrics is None else metrics
+        self.upstream = upstream
+        self.cache_control = (
             f"public, max-age={config.cache_control}".encode("ascii")
             if config.cache_control is not None
             else None
         )
         if upstream is not None:
-            # Proxy mode (twistedpypi.proxy.upstream): pages and /upstream/ files.
-            from twistedpypi.web.proxy import UpstreamFiles, UpstreamProxy
+            # Proxy mode (twistedpypi.proxy.upstream): pages from upstream.
+            from twistedpypi.web.proxy import UpstreamProxy
 
-            missing = UpstreamProxy(upstream, cache_control)
-            self.putChild(b"upstream", UpstreamFiles(upstream, index, cache_control))
+            missing = UpstreamProxy(upstream, self.cache_control)
         if missing is None:
             missing = FallbackRedirect(config.fallback_url) if config.fallback_url else NotFound()
+        self.missing = missing
         self.policy = policy if policy is not None else AccessPolicy.from_config(config)
         self.uploads = uploads
         self.welcome = Welcome(index, config.welcome_html, self.policy)
         self.health = Health()
         self.health_path = config.health_endpoint.encode("utf-8")
-        self.putChild(b"simple", SimpleIndex(index, missing, config.hash_algo, cache_control))
-        self.putChild(b"packages", Packages(index, cache_control, config.file_cache_size))
-        self.putChild(b"pypi", JsonApi(index))
-        # Operations: the browsable pages, pip search's XML-RPC and the
-        # Prometheus metrics (children here, so the auth guard covers them).
-        self.putChild(b"project", Browse(index))
-        self.putChild(b"RPC2", PackageSearch(index))
-        self.putChild(
-            b"metrics",
-            MetricsPage(
-                METRICS if metrics is None else metrics,
-                index,
-                upstream.stats if upstream is not None else None,
-            ),
-        )
+        for route in ROUTES:
+            resource = route.build(self)
+            if resource is not None:
+                self.putChild(route.segment, resource)
 
     def getChildWithDefault(self, name: bytes, request: Request) -> Resource:
         if request.path == self.health_path:
@@ -136,11 +237,10 @@ class Root(Resource):
     def action_for(self, name: bytes, request: Request) -> str | None:
         """
         The action a request for the child C{name} performs, or L{None} for
-        the pages that are always open (welcome page, health).
+        the pages that are always open (welcome page, health, shortcuts).
         """
-        if name == b"packages":
-            return LIST if request.postpath in ([], [b""]) else DOWNLOAD
-        return self.CHILD_ACTIONS.get(name)
+        route = _ROUTE_BY_SEGMENT.get(name)
+        return route.action_for(request) if route is not None else None
 
     def guarded(self, resource: Resource, action: str | None) -> Resource:
         """C{resource}, behind the password check when C{action} needs one."""

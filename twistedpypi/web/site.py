@@ -27,9 +27,8 @@ from twistedpypi.uploads.form import largest_upload_body
 from twistedpypi.uploads.multipart import boundary_from_content_type
 from twistedpypi.uploads.publisher import Publisher
 from twistedpypi.web.accesslog import log_access
-from twistedpypi.web.metrics import RouteNames
 from twistedpypi.web.respond import allowed_methods, error_page, status_phrase
-from twistedpypi.web.root import Root
+from twistedpypi.web.root import Root, RouteNames
 from twistedpypi.web.upload import Uploads
 
 log = Logger()
