@@ -294,7 +294,7 @@ def probe_health(server: Server) -> tuple[float, bytes]:
     return time.monotonic() - started, bytes(buffer).split(b"\r\n", 1)[0]
 
 
-_IN_FLIGHT = re.compile(rb"^twistedpypi_http_requests_in_flight (\d+)$", re.MULTILINE)
+_IN_FLIGHT = re.compile(rb"^twistedpypi_http_requests_in_flight (\d+)(?:\.0)?$", re.MULTILINE)
 
 
 def requests_in_flight(server: Server) -> int:

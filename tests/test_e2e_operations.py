@@ -54,8 +54,8 @@ def test_metrics_are_served_in_prometheus_text(catalogue, start_server):
     with urllib.request.urlopen(server.url + "/metrics") as response:
         assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
         text = response.read().decode()
-    assert 'twistedpypi_http_requests_total{route="simple",status="200"} 1' in text
-    assert "\ntwistedpypi_projects 2\n" in text and "\ntwistedpypi_files 3\n" in text
+    assert 'twistedpypi_http_requests_total{route="simple",status="200"} 1.0\n' in text
+    assert "\ntwistedpypi_projects 2.0\n" in text and "\ntwistedpypi_files 3.0\n" in text
 
 
 def test_twistd_logfile_gets_one_access_line_per_request(catalogue, tmp_path):

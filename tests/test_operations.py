@@ -103,6 +103,27 @@ def test_prometheus_text_has_help_and_type_for_every_metric(packages):
     assert {"twistedpypi_http_requests_total", "twistedpypi_uploads_total", "twistedpypi_upstream_cache_hits_total", "twistedpypi_files"} <= names
 
 
+def test_the_metrics_text_reads_back_with_the_same_names_labels_and_values(packages):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = Metrics()
+    metrics.request_answered("simple", 200, 120)
+    metrics.request_answered("simple", 404, 7)
+    metrics.count("uploads", 3)
+    families = {
+        family.name: family
+        for family in text_string_to_metric_families(render_prometheus(metrics, index_directory(packages), 2).decode())
+    }
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value for family in families.values() for sample in family.samples}
+    assert samples[("twistedpypi_http_requests_total", (("route", "simple"), ("status", "404")))] == 1
+    assert samples[("twistedpypi_http_response_bytes_total", (("route", "simple"),))] == 127
+    assert samples[("twistedpypi_uploads_total", ())] == 3
+    assert samples[("twistedpypi_removals_total", ())] == 0
+    assert samples[("twistedpypi_http_requests_in_flight", ())] == 2
+    assert families["twistedpypi_http_requests"].type == "counter"
+    assert families["twistedpypi_files"].type == "gauge"
+
+
 def test_the_proxys_counters_are_reported(packages):
     from twistedpypi.proxy.upstream import UpstreamStats
 

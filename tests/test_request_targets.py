@@ -37,7 +37,7 @@ def raw(server, method: str, target: str) -> bytes:
 
 def in_flight(server) -> int:
     metrics = raw(server, "GET", "/metrics").decode()
-    return int(re.search(r"^twistedpypi_http_requests_in_flight (\d+)$", metrics, re.M).group(1))
+    return int(float(re.search(r"^twistedpypi_http_requests_in_flight (\S+)$", metrics, re.M).group(1)))
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:

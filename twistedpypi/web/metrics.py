@@ -12,10 +12,14 @@ from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import Metrics, render_prometheus
 
 PROMETHEUS_TEXT = b"text/plain; version=0.0.4; charset=utf-8"
+"""The text format C{prometheus_client}'s C{generate_latest} writes."""
+
 
 class MetricsPage(Resource):
     """
-    C{/metrics}: counters and index sizes for Prometheus to scrape.
+    C{/metrics}: counters and index sizes for Prometheus to scrape, in the
+    text exposition C{prometheus_client} renders
+    (L{twistedpypi.metrics.render_prometheus}).
     """
 
     isLeaf = True
