@@ -13,7 +13,7 @@ from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET, Request
 
 from twistedpypi.auth import REALM, AccessPolicy, Verdict, basic_credentials
-from twistedpypi.web.respond import error_page
+from twistedpypi.web.respond import error_page, render_later
 
 log = Logger()
 
@@ -118,26 +118,12 @@ class Guard(Resource):
         self.policy = policy
 
     def render(self, request: Request) -> bytes | int:
-        gone: list[bool] = []
-        request.notifyFinish().addBoth(lambda _: gone.append(True))
-        d = authorize_request(self.policy, request, self.action)
+        return render_later(request, self._answer(request))
 
-        def decided(verdict: Verdict) -> None:
-            if gone:
-                return
-            if verdict is not Verdict.ALLOWED:
-                body = refuse(request, verdict, self.action)
-                request.setHeader(b"content-length", b"%d" % len(body))
-                if request.method != b"HEAD":
-                    request.write(body)
-                request.finish()
-                return
-            request.render(getChildForRequest(self.resource, request))
-
-        def failed(failure: Failure) -> None:
-            log.failure("checking credentials failed", failure)
-            if not gone:
-                request.processingFailed(failure)
-
-        d.addCallback(decided).addErrback(failed)
+    async def _answer(self, request: Request) -> bytes | int:
+        """The refusal's body, or the guarded resource rendered."""
+        verdict = await authorize_request(self.policy, request, self.action)
+        if verdict is not Verdict.ALLOWED:
+            return refuse(request, verdict, self.action)
+        request.render(getChildForRequest(self.resource, request))
         return NOT_DONE_YET

@@ -11,11 +11,9 @@ local name (dependency confusion).
 from __future__ import annotations
 
 import os
-from typing import IO, Awaitable
+from typing import IO
 
-from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
-from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -30,41 +28,7 @@ from twistedpypi.proxy.upstream import (
     is_normalized_project_name,
 )
 from twistedpypi.web.files import DistributionFileResource
-from twistedpypi.web.respond import error_page, send_page
-
-log = Logger()
-
-
-class _Answer:
-    """
-    A request answered later: remembers whether the client went away.
-    """
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.gone = False
-        request.notifyFinish().addErrback(self._lost)
-
-    def _lost(self, _: object) -> None:
-        self.gone = True
-
-    def send(self, body: bytes | int) -> None:
-        """Finish with C{body} (a resource's render result)."""
-        if self.gone or body is NOT_DONE_YET:
-            return
-        self.request.write(body)
-        self.request.finish()
-
-    def run(self, work: Awaitable[bytes | int]) -> int:
-        """Answer with what C{work} gives; a bug answers 500."""
-
-        def failed(failure) -> None:
-            log.failure("answering {uri}", failure, uri=self.request.uri)
-            if not self.gone and not self.request.startedWriting:
-                self.send(error_page(self.request, 500, "internal error"))
-
-        Deferred.fromCoroutine(work).addCallbacks(self.send, failed)
-        return NOT_DONE_YET
+from twistedpypi.web.respond import error_page, render_later, send_body, send_page
 
 
 class UpstreamProxy:
@@ -78,7 +42,7 @@ class UpstreamProxy:
         self.cache_control = cache_control
 
     def render_missing(self, request: Request, project: str, media_type: bytes) -> int:
-        return _Answer(request).run(self._page(request, project, media_type))
+        return render_later(request, self._page(request, project, media_type))
 
     async def _page(self, request: Request, project: str, media_type: bytes) -> bytes:
         try:
@@ -100,12 +64,13 @@ class UpstreamProxy:
 
 class _StreamToRequest:
     """
-    Sends a file to one client while it downloads from upstream.
+    Sends a file to one client while it downloads from upstream; detached
+    from the download when the client goes away, so it is told nothing
+    after that.
     """
 
-    def __init__(self, answer: _Answer, etag: str | None, cache_control: bytes | None) -> None:
-        self.answer = answer
-        self.request = answer.request
+    def __init__(self, request: Request, etag: str | None, cache_control: bytes | None) -> None:
+        self.request = request
         self.etag = etag
         self.cache_control = cache_control
 
@@ -123,16 +88,12 @@ class _StreamToRequest:
             request.setHeader(b"cache-control", self.cache_control)
 
     def data(self, chunk: bytes) -> None:
-        if not self.answer.gone:
-            self.request.write(chunk)
+        self.request.write(chunk)
 
     def finished(self) -> None:
-        if not self.answer.gone:
-            self.request.finish()
+        self.request.finish()
 
     def failed(self, error: UpstreamError) -> None:
-        if self.answer.gone:
-            return
         if self.request.startedWriting:
             # Too late for a status: cut the response short so the client
             # sees a failed download, never a complete wrong file.
@@ -140,7 +101,7 @@ class _StreamToRequest:
             return
         for name in (b"content-length", b"etag", b"cache-control"):
             self.request.responseHeaders.removeHeader(name)
-        self.answer.send(error_page(self.request, error.code, "Not available from the upstream index", error.reason))
+        send_body(self.request, error_page(self.request, error.code, "Not available from the upstream index", error.reason))
 
 
 def _open(path: str) -> tuple[IO[bytes], os.stat_result]:
@@ -211,10 +172,9 @@ class UpstreamFiles(Resource):
         distribution = filename[: -len(METADATA_SUFFIX)] if metadata else filename
         if parse_filename(distribution) is None:
             return error_page(request, 404, "no such file")
-        answer = _Answer(request)
         if metadata:
-            return answer.run(self._metadata(answer, project, distribution))
-        return answer.run(self._file(answer, project, filename))
+            return render_later(request, self._metadata(request, project, distribution))
+        return render_later(request, self._file(request, project, filename))
 
     async def _open_cached(self, project: str, filename: str) -> _CachedFile | None:
         """
@@ -234,31 +194,23 @@ class UpstreamFiles(Resource):
         etag = f'"{sha256}"'.encode("ascii") if sha256 else None
         return _CachedFile(path, stream, status, etag, self.cache_control)
 
-    @staticmethod
-    def _send(answer: _Answer, cached: _CachedFile) -> bytes | int:
-        if answer.gone:
-            cached.close()
-            return NOT_DONE_YET
-        return cached.render(answer.request)
-
-    async def _file(self, answer: _Answer, project: str, filename: str) -> bytes | int:
+    async def _file(self, request: Request, project: str, filename: str) -> bytes | int:
         cached = await self._open_cached(project, filename)
         if cached is not None:
             self.upstream.stats.file_hits += 1
-            return self._send(answer, cached)
-        return await self._fetch(answer, project, filename)
+            return cached.render(request)
+        return await self._fetch(request, project, filename)
 
-    async def _fetch(self, answer: _Answer, project: str, filename: str) -> bytes | int:
-        request = answer.request
+    async def _fetch(self, request: Request, project: str, filename: str) -> bytes | int:
+        # A client going away cancels this (render_later): whatever it
+        # awaits then raises, and nothing below is done for it.
         try:
             download: FileDownload | None = await self.upstream.download(project, filename)
         except UpstreamError as error:
             return error_page(request, error.code, "Not available from the upstream index", error.reason)
-        if answer.gone:
-            return NOT_DONE_YET
         if download is not None:
             streamable = request.method == b"GET" and request.getHeader(b"range") is None
-            listener = _StreamToRequest(answer, self.upstream.known_sha256(project, filename), self.cache_control)
+            listener = _StreamToRequest(request, self.upstream.known_sha256(project, filename), self.cache_control)
             if streamable and download.attach(listener):
                 request.notifyFinish().addErrback(lambda _: download.detach(listener))
                 return NOT_DONE_YET
@@ -268,15 +220,12 @@ class UpstreamFiles(Resource):
                 return error_page(request, error.code, "Not available from the upstream index", error.reason)
         else:
             self.upstream.stats.file_hits += 1
-        if answer.gone:
-            return NOT_DONE_YET
         cached = await self._open_cached(project, filename)
         if cached is None:
             return error_page(request, 502, "Bad Gateway: the file vanished from the cache", f"{filename} vanished from the cache")
-        return self._send(answer, cached)
+        return cached.render(request)
 
-    async def _metadata(self, answer: _Answer, project: str, filename: str) -> bytes | int:
-        request = answer.request
+    async def _metadata(self, request: Request, project: str, filename: str) -> bytes | int:
         for _ in range(2):  # once more if it was deleted from the cache meanwhile
             try:
                 await self.upstream.metadata(project, filename)
@@ -284,5 +233,5 @@ class UpstreamFiles(Resource):
                 return error_page(request, error.code, "Not available from the upstream index", error.reason)
             cached = await self._open_cached(project, filename + METADATA_SUFFIX)
             if cached is not None:
-                return self._send(answer, cached)
+                return cached.render(request)
         return error_page(request, 502, "Bad Gateway: the file vanished from the cache", f"{filename}{METADATA_SUFFIX} vanished from the cache")

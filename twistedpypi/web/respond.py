@@ -1,21 +1,31 @@
 """
 Small pieces every resource uses to answer: sending a pre-rendered page
-with its ETag, relative redirects, plain error pages, the public base URL.
+with its ETag, relative redirects, plain error pages, the public base URL,
+and an answer that is only known later (L{render_later}).
+
+Reactor code: nothing here blocks.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Coroutine
 from functools import cache
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.reflect import prefixedMethodNames
 from twisted.web.http import NOT_MODIFIED, PRECONDITION_FAILED
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from twistedpypi.index.model import Page
+
+log = Logger()
 
 
 def send_page(
@@ -247,3 +257,87 @@ def base_url(request: Request) -> str:
     if prefix and not prefix.startswith("/"):
         prefix = "/" + prefix
     return f"{scheme}://{host}{prefix}"
+
+
+def send_body(request: Request, body: bytes) -> None:
+    """
+    Finish C{request} with C{body}, as Twisted's C{Request.render} finishes
+    a resource's synchronous answer: with its C{Content-Length}, and
+    without the bytes for C{HEAD}.
+    """
+    if request.method == b"HEAD":
+        if body:
+            request.setHeader(b"content-length", b"%d" % len(body))
+        request.write(b"")
+    else:
+        request.setHeader(b"content-length", b"%d" % len(body))
+        request.write(body)
+    request.finish()
+
+
+Work = Deferred[Any] | Coroutine[Deferred[Any], Any, Any]
+"""Asynchronous work whose result is a resource's answer: C{bytes} or
+C{NOT_DONE_YET}."""
+
+
+def render_later(request: Request, work: Work) -> int:
+    """
+    Answer C{request} with what asynchronous C{work} gives, once it gives
+    it; a resource's C{render} method returns what this returns
+    (C{NOT_DONE_YET}).
+
+    C{work} is a coroutine (run at once, as by C{Deferred.fromCoroutine})
+    or a L{Deferred}, whose result is what a C{render} method returns:
+        - C{bytes}: the body, sent by L{send_body} (so the status and
+          headers the work set stand, C{Content-Length} is set and C{HEAD}
+          gets no bytes), and the request finished;
+        - C{NOT_DONE_YET}: the work has answered, or will answer, the
+          request itself (it rendered another resource, or streams).
+    When the work fails, the failure is logged and the client answered 500
+    (or, when the response has begun, its connection cut short so it sees a
+    failed download rather than a wrong one).
+
+    When the client goes away first, the work is cancelled (the
+    L{Deferred} it is waiting on is, so a thread's or upstream's answer is
+    dropped), and whatever it still gives is dropped: nothing is written
+    to a request that is gone.  A coroutine that is running at that moment
+    (the client went away because of something it did) is not cancelled:
+    it runs to its end, and its answer is dropped.
+
+    @param request: the request to answer.
+    @param work: the coroutine or L{Deferred} giving the answer.
+    @return: C{NOT_DONE_YET}.
+    """
+    coroutine = None if isinstance(work, Deferred) else work
+    answer = work if coroutine is None else Deferred.fromCoroutine(coroutine)
+    gone = False
+
+    def lost(_: Failure) -> None:
+        nonlocal gone
+        gone = True
+        # Cancelling a coroutine while it runs would find it waiting on
+        # nothing: it is left to finish, its answer dropped.
+        if not answer.called and not (coroutine is not None and coroutine.cr_running):
+            answer.cancel()
+
+    def send(body: bytes | int) -> None:
+        if gone or request.finished or body is NOT_DONE_YET:
+            return
+        send_body(request, body)
+
+    def failed(failure: Failure) -> None:
+        if gone and failure.check(CancelledError):
+            return
+        log.failure("answering {uri} failed", failure, uri=request.uri)
+        if gone or request.finished:
+            return
+        if request.startedWriting:
+            request.loseConnection()
+            return
+        send(error_page(request, 500, "Internal Server Error", "the server failed to answer; its log says why"))
+
+    # Only a client going away (an errback) cancels: the request finished
+    # by the work itself is its answer, given.
+    request.notifyFinish().addErrback(lost)
+    answer.addCallback(send).addErrback(failed)
+    return NOT_DONE_YET
