@@ -12,6 +12,36 @@ ACTIONS = ("update", "download", "list")
 DEFAULT_FALLBACK_URL = "https://pypi.org/simple/"
 
 FALLBACK_MODES = ("redirect", "proxy")
+"""What C{--fallback-mode} can be; the first is the default."""
+
+DEFAULT_HASH_ALGO = "sha256"
+"""The hash in the simple index's link fragments unless --hash-algo says
+otherwise."""
+
+DEFAULT_HEALTH_ENDPOINT = "/health"
+"""The path that answers 200 while serving unless --health-endpoint says
+otherwise."""
+
+DEFAULT_MAX_UPLOAD_SIZE = 1024 * 1024 * 1024
+"""Bytes of the largest upload accepted unless --max-upload-size says
+otherwise."""
+
+DEFAULT_UPSTREAM_TTL = 300.0
+"""Seconds a proxied page is served before it is fetched again, unless
+--upstream-ttl says otherwise."""
+
+DEFAULT_UPSTREAM_TIMEOUT = 10.0
+"""Seconds to wait for the upstream index unless --upstream-timeout says
+otherwise."""
+
+DEFAULT_HEADER_TIMEOUT = 20.0
+"""
+Seconds a client has to send a whole request line and headers, from the
+moment the connection opens (or the first byte of a later request on a
+kept-alive connection), unless --header-timeout says otherwise.  The idle
+timeout alone lets a client that sends a byte every few seconds hold a
+connection for ever.
+"""
 
 DEFAULT_FILE_CACHE_SIZE = 16 * 1024 * 1024
 """Bytes of small distribution files kept in memory unless --file-cache
@@ -60,15 +90,15 @@ class Config:
     fallback_url: str | None = DEFAULT_FALLBACK_URL
     welcome_html: bytes | None = None
     cache_control: int | None = None
-    hash_algo: str | None = "sha256"
-    health_endpoint: str = "/health"
-    max_upload_size: int = 1024 * 1024 * 1024
+    hash_algo: str | None = DEFAULT_HASH_ALGO
+    health_endpoint: str = DEFAULT_HEALTH_ENDPOINT
+    max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE
     describe_cache: str | None = None
-    fallback_mode: str = "redirect"
+    fallback_mode: str = FALLBACK_MODES[0]
     cache_dir: str | None = None
-    upstream_ttl: float = 300.0
-    upstream_timeout: float = 10.0
-    header_timeout: float = 20.0
+    upstream_ttl: float = DEFAULT_UPSTREAM_TTL
+    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
     follow_symlinks: bool = False
     access_log: bool = True
     file_cache_size: int = DEFAULT_FILE_CACHE_SIZE

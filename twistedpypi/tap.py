@@ -20,6 +20,13 @@ from twisted.python import usage
 from twistedpypi.config import (
     ACTIONS,
     DEFAULT_FALLBACK_URL,
+    DEFAULT_FILE_CACHE_SIZE,
+    DEFAULT_HASH_ALGO,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_HEALTH_ENDPOINT,
+    DEFAULT_MAX_UPLOAD_SIZE,
+    DEFAULT_UPSTREAM_TIMEOUT,
+    DEFAULT_UPSTREAM_TTL,
     FALLBACK_MODES,
     LISTEN_BACKLOG,
     Config,
@@ -50,6 +57,14 @@ def parse_size(value: str) -> int:
     return size
 
 
+def size_text(size: int) -> str:
+    """C{size} bytes as L{parse_size} reads them: C{1G} for 1024**3."""
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
 class Options(usage.Options):
     """
     C{twistd pypi [options] [PACKAGE_DIR ...]}
@@ -70,18 +85,18 @@ class Options(usage.Options):
         ["fallback-url", None, DEFAULT_FALLBACK_URL, "Index to send clients to for projects not found here."],
         ["welcome", None, None, "HTML file shown as the welcome page."],
         ["cache-control", None, None, "Add 'Cache-Control: public, max-age=AGE' to responses."],
-        ["hash-algo", None, "sha256", "Hash in the simple index's links (a hashlib name, or 'off')."],
-        ["health-endpoint", None, "/health", "Path that answers 200 while serving."],
-        ["max-upload-size", None, "1G", "Largest upload accepted (e.g. 500M, 2G)."],
+        ["hash-algo", None, DEFAULT_HASH_ALGO, "Hash in the simple index's links (a hashlib name, or 'off')."],
+        ["health-endpoint", None, DEFAULT_HEALTH_ENDPOINT, "Path that answers 200 while serving."],
+        ["max-upload-size", None, size_text(DEFAULT_MAX_UPLOAD_SIZE), "Largest upload accepted (e.g. 500M, 2G)."],
         ["workers", None, "1", "Processes serving the same port, each with its own index (one per core is a good start)."],
         ["inherit-fd", None, None, "Internal (used by --workers): serve the listening socket on this descriptor."],
         ["describe-cache", None, None, "File keeping hashes and metadata across restarts ('off' for none). Default: under ~/.cache/twistedpypi/."],
-        ["fallback-mode", None, "redirect", "For projects not found here: 'redirect' clients to --fallback-url, or 'proxy' it (fetch, cache, serve)."],
+        ["fallback-mode", None, FALLBACK_MODES[0], "For projects not found here: 'redirect' clients to --fallback-url, or 'proxy' it (fetch, cache, serve)."],
         ["cache-dir", None, None, "Where proxy mode caches upstream files (default: PACKAGE_DIR-upstream-cache beside the first package directory)."],
-        ["upstream-ttl", None, "300", "Seconds a proxied project page is served before it is fetched again."],
-        ["upstream-timeout", None, "10", "Seconds to wait for the upstream index before answering 504."],
-        ["header-timeout", None, "20", "Seconds a client has to send its request headers before it is disconnected."],
-        ["file-cache", None, "16M", "Memory kept for small files (up to 64K each) to send them without opening them ('0' for none)."],
+        ["upstream-ttl", None, f"{DEFAULT_UPSTREAM_TTL:g}", "Seconds a proxied project page is served before it is fetched again."],
+        ["upstream-timeout", None, f"{DEFAULT_UPSTREAM_TIMEOUT:g}", "Seconds to wait for the upstream index before answering 504."],
+        ["header-timeout", None, f"{DEFAULT_HEADER_TIMEOUT:g}", "Seconds a client has to send its request headers before it is disconnected."],
+        ["file-cache", None, size_text(DEFAULT_FILE_CACHE_SIZE), "Memory kept for small files (up to 64K each) to send them without opening them ('0' for none)."],
         ["log-file", None, None, "Write the log to this file too (under -n, as well as to --log-stream)."],
         ["log-stream", None, "stdout", "Where twistd -n writes the log: stdout, stderr or none."],
         ["log-frmt", None, None, "A Python logging format for each log line, e.g. '%(asctime)s|%(name)s|%(levelname)s|%(message)s'."],

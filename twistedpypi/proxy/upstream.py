@@ -31,6 +31,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
 from twisted.web.http_headers import Headers
 
+from twistedpypi.config import DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TTL
 from twistedpypi.index.model import Page
 from twistedpypi.proxy.fetch import (
     FileDownload,
@@ -210,8 +211,8 @@ class Upstream:
         self,
         index_url: str,
         cache_dir: str,
-        ttl: float = 300.0,
-        timeout: float = 10.0,
+        ttl: float = DEFAULT_UPSTREAM_TTL,
+        timeout: float = DEFAULT_UPSTREAM_TIMEOUT,
         reactor=None,
         pool: HTTPConnectionPool | None = None,
         max_projects: int = MAX_PROJECTS,

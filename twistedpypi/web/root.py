@@ -12,7 +12,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from twistedpypi.auth import DOWNLOAD, LIST, UPDATE, AccessPolicy
-from twistedpypi.config import ACTIONS, Config
+from twistedpypi.config import ACTIONS, DEFAULT_HEALTH_ENDPOINT, Config
 from twistedpypi.index.distfile import is_project_name, normalize_name
 from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import METRICS, Metrics
@@ -155,7 +155,7 @@ class RouteNames:
     whatever paths clients send.
     """
 
-    def __init__(self, health_path: bytes = b"/health") -> None:
+    def __init__(self, health_path: bytes = DEFAULT_HEALTH_ENDPOINT.encode("ascii")) -> None:
         self.health_path = health_path
 
     def __call__(self, request: Request) -> str:

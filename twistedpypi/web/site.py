@@ -18,7 +18,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from twistedpypi.auth import AccessPolicy
-from twistedpypi.config import Config
+from twistedpypi.config import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_HEALTH_ENDPOINT,
+    DEFAULT_MAX_UPLOAD_SIZE,
+    Config,
+)
 from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import METRICS, Metrics
 from twistedpypi.process.drain import InFlight
@@ -46,14 +51,6 @@ client, still sending, gets to read the answer."""
 IDLE_TIMEOUT = 60
 """Seconds a connection may send nothing, between or within requests."""
 
-HEADER_TIMEOUT = 20.0
-"""
-Default seconds a client has to send a whole request line and headers, from
-the moment the connection opens (or the first byte of a later request on a
-kept-alive connection).  The idle timeout alone lets a client that sends a
-byte every few seconds hold a connection for ever.
-"""
-
 MAX_LINE_LENGTH = 16 * 1024
 """The longest request line or header line."""
 
@@ -73,7 +70,6 @@ TOO_LARGE_PHRASE = "Content Too Large: the upload is larger than this server acc
 """The status line of a body refused before it is read."""
 
 _UPLOAD_METHODS = frozenset({b"POST", b"PUT"})
-DEFAULT_MAX_UPLOAD_SIZE = 1024 * 1024 * 1024
 
 _ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)", re.DOTALL)
 """An absolute-form request target (RFC 9112 3.2.2): authority, and the rest."""
@@ -526,10 +522,10 @@ class IndexSite(Site):
         watcher: PackageWatcher,
         uploads: Uploads | None = None,
         max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE,
-        header_timeout: float = HEADER_TIMEOUT,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         metrics: Metrics | None = None,
         access_log: bool = True,
-        health_path: bytes = b"/health",
+        health_path: bytes = DEFAULT_HEALTH_ENDPOINT.encode("ascii"),
         **kwargs,
     ) -> None:
         kwargs.setdefault("timeout", IDLE_TIMEOUT)
