@@ -276,7 +276,7 @@ BAD_UPLOADS = {
     "no-file": (form_body([(":action", "file_upload"), ("name", "demo"), ("version", "1.0")]), 400, "no 'content'"),
     "garbage-multipart": (b"this is not multipart at all", 400, "not valid multipart"),
     "truncated-multipart": (upload_form(*_data())[:-40], 400, "closing boundary"),
-    "unknown-action": (form_body([(":action", "submit"), ("name", "demo")]), 400, "not supported"),
+    "unknown-action": (form_body([(":action", "frobnicate"), ("name", "demo")]), 400, "not supported"),
     "no-action": (form_body([("name", "demo")]), 400, ":action"),
 }
 

@@ -1,6 +1,8 @@
 """
 Publishing to the package directory: an upload stored under its name, or
 a release removed, and the index brought up to date before the answer.
+The legacy API's other actions (register, verify, documentation) are
+answered as pypiserver answers them, and store nothing.
 
 Reactor code: the blocking work (linking, fsync, deleting) runs in
 threads through L{twistedpypi.uploads.store}.  Refusals are
@@ -27,6 +29,7 @@ from twistedpypi.index.distfile import (
 )
 from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import METRICS, Metrics
+from twistedpypi.uploads.docs import documentation_zip_problem
 from twistedpypi.uploads.form import (
     UploadForm,
     check_content_size,
@@ -39,6 +42,20 @@ from twistedpypi.uploads.receiver import UploadReceiver
 from twistedpypi.uploads.store import claim, remove_files, store_signature
 
 log = Logger()
+
+NOT_NEEDED = {
+    "submit": "nothing to register: a project is registered on this index by its first upload",
+    "verify": "nothing to verify: this index checks each file when it is uploaded",
+}
+"""
+The legacy actions that pypiserver answers with 200 and ignores, and what
+this index answers them (C{twine register} sends C{submit}).
+"""
+
+SUPPORTED_ACTIONS = "file_upload, remove_pkg, submit, verify or doc_upload"
+
+_QUOTED_LENGTH = 100
+"""How much of a field sent by the client a message quotes back."""
 
 
 def _not_stored(error: OSError, what: str = "the server could not store the file") -> UploadRejected:
@@ -124,14 +141,17 @@ class Publisher:
                 return await self._store(form, receiver)
             if action == "remove_pkg":
                 return await self._remove(form)
+            if action in NOT_NEEDED:
+                log.info("ignored :action {action}: {why}", action=action, why=NOT_NEEDED[action])
+                return NOT_NEEDED[action]
+            if action == "doc_upload":
+                return await self._check_documentation(form, receiver)
             if action is None:
-                raise UploadRejected(
-                    400, "the form has no ':action': use file_upload or remove_pkg"
-                )
+                raise UploadRejected(400, f"the form has no ':action': use {SUPPORTED_ACTIONS}")
             raise UploadRejected(
                 400,
-                f"':action' {action!r} is not supported here: use file_upload or remove_pkg",
-                "the form's ':action' is not supported here: use file_upload or remove_pkg",
+                f"':action' {action[:_QUOTED_LENGTH]!r} is not supported here: use {SUPPORTED_ACTIONS}",
+                f"the form's ':action' is not supported here: use {SUPPORTED_ACTIONS}",
             )
         finally:
             if receiver is not None:
@@ -205,6 +225,37 @@ class Publisher:
             )
             return f"stored {filename}"
         return f"{filename} was already stored with these very contents"
+
+    async def _check_documentation(self, form: UploadForm, receiver: UploadReceiver | None) -> str:
+        """
+        A C{doc_upload}: its zip is checked as pypiserver checks it (a zip
+        archive holding C{index.html}), then dropped with the temporary
+        file; documentation is not hosted here.
+        """
+        if receiver is None or not form.content_complete or receiver.writer is None:
+            raise UploadRejected(
+                400, "doc_upload needs the documentation as a 'content' file: a zip archive holding index.html"
+            )
+        check_content_size(form, self.config.max_upload_size)
+        writer = receiver.writer
+        try:
+            await writer.finish()
+            problem = await deferToThread(documentation_zip_problem, writer.file.path)
+        except OSError as error:
+            raise _not_stored(error, "the server could not receive the documentation") from None
+        if problem is not None:
+            raise UploadRejected(
+                400,
+                f"the documentation is not a zip archive holding index.html: {problem}",
+                "the documentation is not a zip archive holding index.html",
+            )
+        log.info(
+            "ignored :action doc_upload: the documentation of {project} ({size} bytes) is a valid zip,"
+            " not stored (documentation is not hosted here)",
+            project=form.fields.get("name", "")[:_QUOTED_LENGTH],
+            size=form.content_size,
+        )
+        return "documentation is not hosted on this index: the zip was checked, and not stored"
 
     async def _remove(self, form: UploadForm) -> str:
         name = form.fields.get("name", "").strip()

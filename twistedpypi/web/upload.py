@@ -1,5 +1,5 @@
 """
-C{POST /} with PyPI's legacy upload API: the HTTP side of
+C{POST /} with PyPI's legacy upload API (C{:action}s): the HTTP side of
 L{twistedpypi.uploads.publisher.Publisher}.
 
 A multipart body streams into an
@@ -43,7 +43,7 @@ def read_form(request: Request) -> UploadForm:
         raise UploadRejected(
             400,
             "expected a multipart/form-data upload (:action=file_upload)"
-            " or a form (:action=remove_pkg)",
+            " or a form (:action=remove_pkg, submit or verify)",
         )
     if getattr(request, "body_truncated", False):
         raise UploadRejected(413, "the form is too large")
@@ -59,7 +59,9 @@ def read_form(request: Request) -> UploadForm:
 
 class Uploads(Resource):
     """
-    C{POST /} with a form: C{:action=file_upload} and C{:action=remove_pkg}.
+    C{POST /} with a form: C{:action=file_upload} and C{:action=remove_pkg},
+    and the legacy actions answered without storing anything (C{submit},
+    C{verify}, C{doc_upload}).
 
     The access check comes first, in the guard the root puts in front of
     this resource; by the time it renders, the body has been received.
