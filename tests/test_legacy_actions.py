@@ -3,7 +3,8 @@ End to end against the real C{twistd -n pypi}: release scripts written for
 pypiserver keep working.  The real C{twine register} (C{:action=submit}) and
 a C{doc_upload} form post get pypiserver's success, checked against the same
 C{update} permission as uploads, and write nothing to the package
-directory.
+directory; an upload that replaces a file under C{--overwrite} is logged as
+"replaced".
 """
 
 import io
@@ -21,6 +22,7 @@ from tests.test_e2e_upload import (
     make_htpasswd,
     post,
     run,
+    twine,
     wait_for,
 )
 
@@ -137,3 +139,19 @@ def test_doc_upload_without_a_password_is_401(protected_server, packages):
     assert status == 401
     assert headers["WWW-Authenticate"] == 'Basic realm="twistedpypi"'
     assert everything_in(packages) == []
+
+
+def test_twine_upload_twice_with_overwrite_logs_replaced(start_server, packages, tmp_path):
+    server = start_server("-P", ".", "-a", ".", "--overwrite", "--disable-fallback", str(packages))
+    filename, data = sdist_bytes("demo", "1.0")
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first = write(tmp_path / "first", (filename, data))
+    second = write(tmp_path / "second", (filename, data + b"\0" * 512))
+    credentials = ("--repository-url", server.url + "/", "-u", "anyone", "-p", "anything")
+    twine(*credentials, str(first))
+    assert wait_for(lambda: f"stored {filename}" in server.log())
+    assert f"replaced {filename}" not in server.log()
+    twine(*credentials, str(second))
+    assert wait_for(lambda: f"replaced {filename}" in server.log())
+    assert (packages / filename).read_bytes() == data + b"\0" * 512

@@ -3,7 +3,8 @@ PyPI's legacy C{:action}s other than uploads and removals, sent over HTTP to
 the real site in this process: C{submit} (twine register) and C{verify} are
 answered 200 without storing anything, C{doc_upload}'s zip is checked as
 pypiserver checks it and not stored, and anything else is a 400 whose
-status line is a fixed phrase.
+status line is a fixed phrase.  Also: an upload that replaces a file under
+C{--overwrite} says "replaced".
 """
 
 import io
@@ -16,6 +17,7 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor
 
+from tests.distributions import sdist_bytes, write
 from tests.indexing import config_for
 from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import Metrics
@@ -82,6 +84,14 @@ def stop(port, watcher):
 def site(packages):
     """The real site, open to uploads, on a loopback port."""
     base, port, watcher = serve(packages)
+    yield base
+    stop(port, watcher)
+
+
+@pytest.fixture
+def overwriting_site(packages):
+    """The same, started with --overwrite."""
+    base, port, watcher = serve(packages, overwrite=True)
     yield base
     stop(port, watcher)
 
@@ -164,3 +174,26 @@ async def test_an_action_no_client_sends_is_400_with_a_fixed_phrase_and_the_name
     assert len(text) < 400
     code, phrase, _ = await post(site, multipart([("name", "demo")]))
     assert code == 400 and phrase.startswith("the form has no ':action'")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upload_over_an_existing_file_with_overwrite_says_replaced(overwriting_site, packages, logged):
+    filename, first = sdist_bytes("demo", "1.0")
+    upload = [(":action", "file_upload"), ("name", "demo"), ("version", "1.0")]
+    code, _, text = await post(overwriting_site, multipart(upload, [("content", filename, first)]))
+    assert (code, text) == (200, f"stored {filename}\n")
+    second = first + b"\0" * 512
+    code, _, text = await post(overwriting_site, multipart(upload, [("content", filename, second)]))
+    assert (code, text) == (200, f"replaced {filename}\n")
+    assert any(line.startswith(f"replaced {filename}") for line in logged)
+    assert (packages / filename).read_bytes() == second
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upload_over_a_file_the_index_has_not_seen_yet_says_replaced(overwriting_site, packages):
+    # Copied in a moment ago: on disk, perhaps not in the index yet.
+    filename, data = sdist_bytes("demo", "1.0")
+    write(packages, (filename, data + b"\0" * 512))
+    upload = [(":action", "file_upload"), ("name", "demo"), ("version", "1.0")]
+    code, _, text = await post(overwriting_site, multipart(upload, [("content", filename, data)]))
+    assert (code, text) == (200, f"replaced {filename}\n")

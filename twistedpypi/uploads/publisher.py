@@ -73,6 +73,19 @@ def _not_stored(error: OSError, what: str = "the server could not store the file
     return UploadRejected(507 if full else 500, f"{what}: {reason}", phrase)
 
 
+def _claim(temporary: str, final: str, overwrite: bool, sha256: str, known: bool) -> tuple[bool, bool]:
+    """
+    L{claim}, telling also whether the file stored replaced one of that
+    name (C{--overwrite}).  Blocking: run in a thread.
+
+    @param known: whether the index has a file of that name.
+    @return: whether the file was stored, and whether it replaced another.
+    """
+    existed = overwrite and (known or os.path.lexists(final))
+    stored = claim(temporary, final, overwrite, sha256)
+    return stored, stored and existed
+
+
 class Publisher:
     """
     Takes uploads and removals (PyPI's legacy C{:action}s C{file_upload}
@@ -188,8 +201,8 @@ class Publisher:
         known = self.index.file(filename)
         final = known.path if known is not None else os.path.join(self.config.upload_directory, filename)
         try:
-            stored = await deferToThread(
-                claim, writer.file.path, final, self.config.overwrite, digests["sha256"]
+            stored, replaced = await deferToThread(
+                _claim, writer.file.path, final, self.config.overwrite, digests["sha256"], known is not None
             )
         except FileExistsError:
             raise UploadRejected(
@@ -216,14 +229,16 @@ class Publisher:
             # The file is stored, whole; sending it again is a success.
             raise _not_stored(unsigned, f"stored {filename} but not its signature")
         if stored:
+            done = "replaced" if replaced else "stored"
             log.info(
-                "stored {filename} ({size} bytes) of {project} {version}",
+                "{done} {filename} ({size} bytes) of {project} {version}",
+                done=done,
                 filename=filename,
                 size=form.content_size,
                 project=dist.project,
                 version=dist.version,
             )
-            return f"stored {filename}"
+            return f"{done} {filename}"
         return f"{filename} was already stored with these very contents"
 
     async def _check_documentation(self, form: UploadForm, receiver: UploadReceiver | None) -> str:
