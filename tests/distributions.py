@@ -86,3 +86,20 @@ def write(directory: str, filename_and_bytes: tuple[str, bytes]) -> str:
     with open(path, "wb") as stream:
         stream.write(data)
     return path
+
+
+KELVIN = "\u212aelvin"
+
+
+def wheel_named_in_metadata(project: str, version: str, metadata_name: str) -> tuple[str, bytes]:
+    """A wheel of C{project} whose METADATA gives its name as C{metadata_name}."""
+    filename, data = wheel_bytes(project, version)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            content = source.read(info)
+            if info.filename.endswith(".dist-info/METADATA"):
+                content = content.replace(f"Name: {project}\n".encode(), f"Name: {metadata_name}\n".encode())
+                assert metadata_name.encode() in content
+            target.writestr(info, content)
+    return filename, out.getvalue()

@@ -1,5 +1,5 @@
 """
-The checks of the guard-rail suite (L{tests.test_guardrails}): send one raw
+The checks of the guard-rail suite (L{tests.e2e.test_guardrails}): send one raw
 request to a running server over a plain socket, read what comes back, and
 list every way the server's answer, or its state afterwards, breaks a
 guard rail.

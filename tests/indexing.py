@@ -21,3 +21,9 @@ def index_directory(directory, algorithms: tuple[str, ...] = ("sha256",)) -> Pac
 def config_for(directory, **settings) -> Config:
     """Settings serving C{directory}."""
     return Config(directories=[str(directory)], **settings)
+
+
+class ReadyWatcher:
+    """A watcher whose first scan is done."""
+
+    is_ready = True

@@ -82,3 +82,28 @@ class ServerProcess:
     def log(self) -> str:
         """What the server logged so far."""
         return self.log_path.read_text(errors="replace")
+
+
+def wait_until_serving(url, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not start")
+
+
+def listening_sockets(port: int) -> set[str]:
+    """The inodes of the sockets listening on C{port}."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return found
+
+
+WITH_TWO_WORKERS = ("-P", ".", "-a", ".", "--disable-fallback", "--workers", "2")

@@ -1,0 +1,67 @@
+"""
+nginx in front of a running server, as the shipped configuration sets it up.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+
+from tests.server import REPO, free_port
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+
+
+class Nginx:
+    """nginx running the test template in its own directory."""
+
+    def __init__(self, directory, upstream_port: int, packages) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        template = (REPO / "init" / "nginx-test.conf.template").read_text()
+        for placeholder, value in {
+            "@LISTEN_PORT@": str(self.port),
+            "@UPSTREAM_PORT@": str(upstream_port),
+            "@PACKAGES_DIR@": str(packages),
+            "@TMP_DIR@": str(directory),
+        }.items():
+            template = template.replace(placeholder, value)
+        assert not re.search(r"@[A-Z_]+@", template), "a placeholder was left unfilled"
+        self.config = directory / "nginx.conf"
+        self.config.write_text(template)
+        self.process = subprocess.Popen(
+            [NGINX, "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(self.config)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.process.stderr.read().decode()}\n{self.error_log()}")
+            try:
+                urllib.request.urlopen(self.url + "/pypi/health", timeout=2).read()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # graceful shutdown
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def access_log(self) -> str:
+        path = self.directory / "access.log"
+        return path.read_text() if path.exists() else ""
+
+    def error_log(self) -> str:
+        path = self.directory / "error.log"
+        return path.read_text() if path.exists() else ""
