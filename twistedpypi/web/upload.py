@@ -16,10 +16,8 @@ from typing import Callable
 from urllib.parse import parse_qsl
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import Request
 
 from twistedpypi.auth import UPDATE, AccessPolicy, Verdict
 from twistedpypi.uploads.form import UploadForm
@@ -27,9 +25,7 @@ from twistedpypi.uploads.multipart import UploadRejected
 from twistedpypi.uploads.publisher import Publisher
 from twistedpypi.uploads.receiver import UploadReceiver
 from twistedpypi.web.guard import authorize_request
-from twistedpypi.web.respond import error_page
-
-log = Logger()
+from twistedpypi.web.respond import error_page, render_later
 
 
 def read_form(request: Request) -> UploadForm:
@@ -90,28 +86,22 @@ class Uploads(Resource):
         return receiver
 
     def render_POST(self, request: Request) -> int:
-        def answer(result: tuple[int, str | None, str]) -> None:
-            code, phrase, message = result
-            if code >= 400:
-                body = error_page(request, code, phrase or message, message)
-            else:
-                request.setResponseCode(code)
-                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-                body = (message + "\n").encode("utf-8")
-            request.setHeader(b"content-length", b"%d" % len(body))
-            request.write(body)
-            request.finish()
+        # The store runs to its end even when the client leaves (a file
+        # half linked is worse than one stored for nobody): only the answer,
+        # a Deferred chained to it, is cancelled with the request.
+        stored = Deferred.fromCoroutine(self._answer(request))
+        answer: Deferred[bytes] = Deferred()
+        stored.chainDeferred(answer)
+        return render_later(request, answer)
 
-        def failed(failure: Failure) -> None:
-            log.failure("handling an upload failed", failure)
-            request.processingFailed(failure)
-
-        gone: list[bool] = []
-        request.notifyFinish().addBoth(lambda _: gone.append(True))
-        d = Deferred.fromCoroutine(self._handle(request))
-        d.addCallback(lambda result: None if gone else answer(result))
-        d.addErrback(lambda failure: None if gone else failed(failure))
-        return NOT_DONE_YET
+    async def _answer(self, request: Request) -> bytes:
+        """The body of the answer to C{request}, its status and headers set."""
+        code, phrase, message = await self._handle(request)
+        if code >= 400:
+            return error_page(request, code, phrase or message, message)
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return (message + "\n").encode("utf-8")
 
     async def _handle(self, request: Request) -> tuple[int, str | None, str]:
         """
