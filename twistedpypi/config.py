@@ -62,6 +62,9 @@ class Config:
     @ivar directories: the package directories; the first takes uploads.
     @ivar passwords: the htpasswd file, or L{None} for no authentication.
     @ivar authenticate: the protected actions, a subset of L{ACTIONS}.
+    @ivar tokens: the upload tokens file, or L{None} for no tokens.
+    @ivar permissions: the per-project permissions file (TOML), or L{None}
+        for none: any user with a password may do any protected action.
     @ivar fallback_url: where unknown projects are sent, or L{None} when
         fallback is disabled.
     @ivar hash_algo: the hash in the simple index's link fragments, or
@@ -86,6 +89,8 @@ class Config:
     directories: list[str]
     passwords: str | None = None
     authenticate: frozenset[str] = frozenset({"update"})
+    tokens: str | None = None
+    permissions: str | None = None
     overwrite: bool = False
     fallback_url: str | None = DEFAULT_FALLBACK_URL
     welcome_html: bytes | None = None

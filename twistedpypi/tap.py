@@ -82,6 +82,8 @@ class Options(usage.Options):
         ["interface", "i", "0.0.0.0", "Interface to listen on when --port is a number."],
         ["passwords", "P", None, "htpasswd file for authentication ('.' for none)."],
         ["authenticate", "a", None, "Comma-separated actions that need a password: update, download, list ('.' for none). Default: update."],
+        ["tokens", None, None, "Upload tokens file (managed with 'twistedpypi token'); clients send a token as user __token__ or Bearer."],
+        ["permissions", None, None, "TOML file saying who may update (and download, list) which projects."],
         ["fallback-url", None, DEFAULT_FALLBACK_URL, "Index to send clients to for projects not found here."],
         ["welcome", None, None, "HTML file shown as the welcome page."],
         ["cache-control", None, None, "Add 'Cache-Control: public, max-age=AGE' to responses."],
@@ -360,13 +362,39 @@ class Options(usage.Options):
                     "a password file was given but -a protects nothing; "
                     "name the actions (-a update) or drop -P"
                 )
-        elif explicit and actions:
+        elif explicit and actions and self["tokens"] is None:
             raise usage.UsageError(
                 f"-a {','.join(sorted(actions))} needs a password file: give -P HTPASSWD,"
                 " or -P . -a . for an open server"
             )
+        self._check_credential_files(passwords, actions)
         self["passwords"] = passwords
         self["authenticate"] = frozenset(actions)
+
+    def _check_credential_files(self, passwords: str | None, actions: set[str]) -> None:
+        """--tokens and --permissions: readable, well formed, and of use."""
+        from twistedpypi.auth.permissions import parse_permissions
+        from twistedpypi.auth.tokens import parse_tokens
+        from twistedpypi.auth.watched import WatchedFile
+
+        files = (
+            ("tokens", "tokens file", parse_tokens, "create it with: twistedpypi token create --tokens FILE --project NAME"),
+            ("permissions", "permissions file", parse_permissions, "see the README's Passwords and tokens section"),
+        )
+        for option, what, parse, hint in files:
+            path = self[option]
+            if path is None:
+                continue
+            try:
+                WatchedFile(path, what, parse).load()
+            except OSError as error:
+                raise usage.UsageError(f"cannot read the {what} {path}: {error.strerror}; {hint}") from None
+            except ValueError as error:
+                raise usage.UsageError(f"the {what} {path} is broken ({error}); {hint}") from None
+            if not actions:
+                raise usage.UsageError(f"--{option} was given but -a protects nothing; name the actions (-a update)")
+        if self["permissions"] is not None and passwords is None:
+            raise usage.UsageError("--permissions says what users of the password file may do: give -P HTPASSWD too")
 
     def _check_upstream(self) -> None:
         mode = self["fallback-mode"]
@@ -430,6 +458,8 @@ class Options(usage.Options):
             directories=self["directories"],
             passwords=self["passwords"],
             authenticate=self["authenticate"],
+            tokens=self["tokens"],
+            permissions=self["permissions"],
             overwrite=bool(self["overwrite"]),
             fallback_url=None if self["disable-fallback"] else self["fallback-url"],
             welcome_html=self.get("welcome-html"),

@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
+from twistedpypi.auth import UPDATE, Principal
 from twistedpypi.config import Config
 from twistedpypi.index.distfile import (
     SIGNATURE_SUFFIX,
@@ -129,9 +130,12 @@ class Publisher:
         self._receivers.add(receiver)
         return receiver
 
-    def take(self, form: UploadForm, receiver: UploadReceiver | None = None) -> Deferred[str]:
+    def take(
+        self, form: UploadForm, receiver: UploadReceiver | None = None, who: Principal | None = None
+    ) -> Deferred[str]:
         """
-        Do what the form's C{:action} asks.
+        Do what the form's C{:action} asks, if C{who} sent it may change its
+        project (403 otherwise); what was done is logged with C{who}.
 
         @param receiver: what received the form, when it came as a
             multipart body (with its file); its temporary file is gone
@@ -141,14 +145,19 @@ class Publisher:
         """
         if receiver is not None:
             receiver.handling = True
-        taking = Deferred.fromCoroutine(self._take(form, receiver))
+        taking = Deferred.fromCoroutine(self._take(form, receiver, who))
+        if who is not None:
+            taking.addCallback(lambda done: (log.info("{done} (by {who})", done=done, who=who.label), done)[1])
         self._taking.add(taking)
         return taking.addBoth(lambda result: (self._taking.discard(taking), result)[1])
 
-    async def _take(self, form: UploadForm, receiver: UploadReceiver | None) -> str:
+    async def _take(self, form: UploadForm, receiver: UploadReceiver | None, who: Principal | None) -> str:
         try:
             if receiver is not None and receiver.error is not None:
                 raise receiver.error
+            name = form.fields.get("name", "").strip()
+            if who is not None and name and (refusal := who.refusal(UPDATE, name)):
+                raise UploadRejected(403, refusal, "Forbidden")
             action = form.action
             if action == "file_upload":
                 return await self._store(form, receiver)

@@ -12,12 +12,18 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET, Request
 
-from twistedpypi.auth import REALM, AccessPolicy, Verdict, basic_credentials
+from twistedpypi.auth import REALM, AccessPolicy, Principal, Verdict, basic_credentials, token_of
 from twistedpypi.web.respond import error_page, render_later
 
 log = Logger()
 
 _VERDICTS = "_twistedpypi_verdicts"
+_PRINCIPAL = "_twistedpypi_principal"
+
+
+def principal_of(request: Request) -> Principal | None:
+    """Who the request authenticated as, once L{authorize_request} knows."""
+    return request.__dict__.get(_PRINCIPAL)
 
 
 def authorize_request(policy: AccessPolicy, request: Request, action: str) -> Deferred[Verdict]:
@@ -32,7 +38,10 @@ def authorize_request(policy: AccessPolicy, request: Request, action: str) -> De
     if entry is None:
         entry = verdicts[action] = {"waiting": [], "verdict": None}
 
-        def decided(verdict: Verdict) -> None:
+        def decided(outcome: tuple[Verdict, Principal | None]) -> None:
+            verdict, principal = outcome
+            if principal is not None:
+                request.__dict__[_PRINCIPAL] = principal
             entry["verdict"] = verdict
             waiting, entry["waiting"] = entry["waiting"], []
             for waiter in waiting:
@@ -47,7 +56,7 @@ def authorize_request(policy: AccessPolicy, request: Request, action: str) -> De
         # Register before starting: the answer may already be known.
         result: Deferred[Verdict] = Deferred()
         entry["waiting"].append(result)
-        policy.authorize(action, request.getHeader(b"authorization")).addCallbacks(decided, failed)
+        policy.identify(action, request.getHeader(b"authorization")).addCallbacks(decided, failed)
         return result
     if entry["verdict"] is None:
         result = Deferred()
@@ -61,8 +70,8 @@ def authorize_request(policy: AccessPolicy, request: Request, action: str) -> De
 def refuse(request: Request, verdict: Verdict, action: str) -> bytes:
     """
     Answer a request the policy refused: 401 with a C{WWW-Authenticate}
-    challenge, 403 when the action is disabled, 503 while the password file
-    cannot be read.
+    challenge, 403 when the action is disabled or the token may not do it,
+    503 while the password, tokens or permissions file cannot be read.
 
     A wrong user name and a wrong password get the very same answer, and
     the attempt is logged with the client's address (never the password).
@@ -72,9 +81,13 @@ def refuse(request: Request, verdict: Verdict, action: str) -> bytes:
         return error_page(
             request,
             503,
-            "the server cannot check passwords right now (its password file is"
-            " missing or unreadable); try again later, or tell its administrator",
+            "the server cannot check credentials right now (its password file, tokens file or"
+            " permissions file is missing or unreadable); try again later, or tell its administrator",
         )
+    if verdict is Verdict.FORBIDDEN:
+        principal = principal_of(request)
+        label = principal.label if principal is not None else "this token"
+        return error_page(request, 403, "Forbidden", f"{label} may not {_VERBS.get(action, action)}")
     if verdict is Verdict.DISABLED:
         return error_page(
             request,
@@ -85,6 +98,13 @@ def refuse(request: Request, verdict: Verdict, action: str) -> bytes:
     request.setHeader(b"www-authenticate", f'Basic realm="{REALM}"'.encode("ascii"))
     if verdict is Verdict.NO_CREDENTIALS:
         reason = f"authentication required to {_VERBS.get(action, action)}: send a user name and password"
+    elif token_of(request.getHeader(b"authorization")) is not None:
+        reason = "unknown, expired or revoked token"
+        log.warn(
+            "refused {action} to {client}: unknown, expired or revoked token",
+            action=action,
+            client=getattr(request.getClientAddress(), "host", "-"),
+        )
     else:
         reason = "wrong user name or password"
         credentials = basic_credentials(request.getHeader(b"authorization"))

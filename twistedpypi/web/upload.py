@@ -24,7 +24,7 @@ from twistedpypi.uploads.form import UploadForm
 from twistedpypi.uploads.multipart import UploadRejected
 from twistedpypi.uploads.publisher import Publisher
 from twistedpypi.uploads.receiver import UploadReceiver
-from twistedpypi.web.guard import authorize_request
+from twistedpypi.web.guard import authorize_request, principal_of
 from twistedpypi.web.respond import error_page, render_later
 
 
@@ -112,6 +112,6 @@ class Uploads(Resource):
         receiver: UploadReceiver | None = getattr(request, "upload", None)
         try:
             form = receiver.form if receiver is not None else read_form(request)
-            return 200, None, await self.publisher.take(form, receiver)
+            return 200, None, await self.publisher.take(form, receiver, principal_of(request))
         except UploadRejected as error:
             return error.code, error.phrase, error.reason

@@ -1,6 +1,8 @@
 """
 Who may do what: the htpasswd file (through passlib), a twisted.cred
-checker over it, and the C{-a} policy saying which actions need a password.
+checker over it, upload tokens (L{twistedpypi.auth.tokens}), per-project
+permissions (L{twistedpypi.auth.permissions}), and the C{-a} policy saying
+which actions need credentials.
 
 Passwords are verified in a thread: bcrypt is slow on purpose, and the
 reactor must keep serving meanwhile.  The password file is read in a daemon
@@ -17,7 +19,8 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Callable
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword, UsernamePassword
@@ -28,6 +31,10 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from twistedpypi.auth.permissions import Permissions, parse_permissions
+from twistedpypi.auth.tokens import TOKEN_USER, Token, Tokens, matches, parse_tokens
+from twistedpypi.auth.watched import FileUnavailable, WatchedFile
 
 if TYPE_CHECKING:
     from passlib.apache import HtpasswdFile
@@ -388,6 +395,58 @@ def basic_credentials(authorization: bytes | None) -> UsernamePassword | None:
         return UsernamePassword(username.decode("latin-1"), password.decode("latin-1"))
 
 
+def token_of(authorization: bytes | None) -> str | None:
+    """
+    The token an C{Authorization} header sends, as PyPI's clients send one:
+    C{Bearer TOKEN}, or Basic with the user C{__token__}; L{None} otherwise.
+    """
+    if not authorization:
+        return None
+    scheme, _, rest = authorization.strip().partition(b" ")
+    if scheme.lower() == b"bearer":
+        return rest.strip().decode("latin-1") or None
+    credentials = basic_credentials(authorization)
+    if credentials is not None and credentials.username == TOKEN_USER:
+        return credentials.password
+    return None
+
+
+_VERBS = {UPDATE: "upload to or change", DOWNLOAD: "download files of", LIST: "list"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """
+    Who a request authenticated as: a user of the password file (with the
+    permissions file as it was read for the request), or a token.
+    """
+
+    user: str | None = None
+    token: Token | None = None
+    permissions: Permissions | None = None
+
+    @property
+    def label(self) -> str:
+        """How the log names it: the user, or the token's id and name."""
+        return self.token.label if self.token is not None else f"user {self.user}"
+
+    def refusal(self, action: str, project: str) -> str | None:
+        """
+        Why this principal may not do C{action} to C{project}, or L{None}
+        when it may.  The reason names the project, for the body of a 403.
+        """
+        verb = _VERBS.get(action, action)
+        if self.token is not None:
+            if action in self.token.actions and matches(self.token.projects, project):
+                return None
+            return f"{self.label} may not {verb} the project {project!r}: it is for {', '.join(self.token.projects)}" + (
+                "" if action in self.token.actions else f" and {', '.join(sorted(self.token.actions))}"
+            )
+        if self.permissions is None or self.permissions.may(self.user, action, project):
+            return None
+        return f"{self.label} may not {verb} the project {project!r} (the server's permissions file says who may)"
+
+
 class Verdict(enum.Enum):
     """What the policy says about a request."""
 
@@ -396,32 +455,52 @@ class Verdict(enum.Enum):
     WRONG_CREDENTIALS = "wrong credentials"
     DISABLED = "disabled"
     UNAVAILABLE = "password file unavailable"
+    FORBIDDEN = "forbidden"
+    """Authenticated, by a token that may not do this action."""
 
 
 class AccessPolicy:
     """
-    The C{-a} policy: which actions need a password, checked against one
-    checker.
+    The C{-a} policy: which actions need credentials, checked against the
+    password file's checker, the tokens file, or both; and for users, the
+    permissions file's per-project rules (asked by L{Principal.refusal}).
 
     With pypiserver's defaults (C{-a update}, no password file) uploads are
     not open to all: they are L{Verdict.DISABLED} until the server is
-    started with C{-P htpasswd}, or C{-P . -a .} for an open server.
+    started with C{-P htpasswd} (or C{--tokens}), or C{-P . -a .} for an
+    open server.
     """
 
-    def __init__(self, protected: frozenset[str], checker: ICredentialsChecker | None) -> None:
+    def __init__(
+        self,
+        protected: frozenset[str],
+        checker: ICredentialsChecker | None,
+        tokens: WatchedFile[Tokens] | None = None,
+        permissions: WatchedFile[Permissions] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
         self.protected = frozenset(protected)
         self.checker = checker
+        self.tokens = tokens
+        self.permissions = permissions
+        self._now = now
 
     @classmethod
     def from_config(cls, config) -> "AccessPolicy":
         """The policy of a L{twistedpypi.config.Config}."""
-        checker = None
+        checker = tokens = permissions = None
         if config.passwords:
             checker = HtpasswdChecker(config.passwords)
             # Read it now, at start-up: a broken file shows at once, and the
             # first request does not pay for importing passlib.
             checker.load()
-        return cls(config.authenticate, checker)
+        if config.tokens:
+            tokens = WatchedFile(config.tokens, "tokens file", parse_tokens)
+            tokens.load()
+        if config.permissions:
+            permissions = WatchedFile(config.permissions, "permissions file", parse_permissions)
+            permissions.load()
+        return cls(config.authenticate, checker, tokens, permissions)
 
     def needs_password(self, action: str) -> bool:
         """Whether C{action} is protected."""
@@ -432,22 +511,56 @@ class AccessPolicy:
         Decide whether a request with that C{Authorization} header may do
         C{action}.  The password is checked off the reactor thread.
         """
+        return self.identify(action, authorization).addCallback(lambda outcome: outcome[0])
+
+    def identify(self, action: str, authorization: bytes | None) -> Deferred[tuple[Verdict, Principal | None]]:
+        """
+        L{authorize}'s verdict, and who the request authenticated as (when
+        it did).  Files are read, and passwords checked, off the reactor.
+        """
         if action not in self.protected:
-            return succeed(Verdict.ALLOWED)
-        if self.checker is None:
-            return succeed(Verdict.DISABLED)
+            return succeed((Verdict.ALLOWED, None))
+        if self.checker is None and self.tokens is None:
+            return succeed((Verdict.DISABLED, None))
+        token = token_of(authorization)
+        if token is not None:
+            return self._identify_token(action, token)
         credentials = basic_credentials(authorization)
         if credentials is None:
-            return succeed(Verdict.NO_CREDENTIALS)
+            return succeed((Verdict.NO_CREDENTIALS, None))
+        if self.checker is None:
+            return succeed((Verdict.WRONG_CREDENTIALS, None))
         d = self.checker.requestAvatarId(credentials)
 
-        def allowed(_user: object) -> Verdict:
-            return Verdict.ALLOWED
+        def allowed(user: str) -> Deferred | tuple[Verdict, Principal]:
+            if self.permissions is None:
+                return (Verdict.ALLOWED, Principal(user=user))
+            return self.permissions.fresh().addCallback(
+                lambda permissions: (Verdict.ALLOWED, Principal(user=user, permissions=permissions))
+            )
 
-        def refused(failure) -> Verdict:
-            if failure.check(PasswordFileUnavailable):
-                return Verdict.UNAVAILABLE
+        def refused(failure) -> tuple[Verdict, None]:
+            if failure.check(PasswordFileUnavailable, FileUnavailable):
+                return (Verdict.UNAVAILABLE, None)
             failure.trap(UnauthorizedLogin)
-            return Verdict.WRONG_CREDENTIALS
+            return (Verdict.WRONG_CREDENTIALS, None)
 
-        return d.addCallbacks(allowed, refused)
+        return d.addCallback(allowed).addErrback(refused)
+
+    def _identify_token(self, action: str, token: str) -> Deferred[tuple[Verdict, Principal | None]]:
+        """A token's verdict: unknown, expired and revoked ones are wrong credentials."""
+        if self.tokens is None:
+            return succeed((Verdict.WRONG_CREDENTIALS, None))
+
+        def found(tokens: Tokens) -> tuple[Verdict, Principal | None]:
+            entry = tokens.find(token, self._now())
+            if entry is None:
+                return (Verdict.WRONG_CREDENTIALS, None)
+            principal = Principal(token=entry)
+            return (Verdict.ALLOWED if action in entry.actions else Verdict.FORBIDDEN, principal)
+
+        def unavailable(failure) -> tuple[Verdict, None]:
+            failure.trap(FileUnavailable)
+            return (Verdict.UNAVAILABLE, None)
+
+        return self.tokens.fresh().addCallbacks(found, unavailable)
