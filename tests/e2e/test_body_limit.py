@@ -5,11 +5,11 @@ C{--max-upload-size} and the largest upload body.
 """
 
 import http.client
-import socket
 
 import pytest
 
 from tests.distributions import wheel_bytes
+from tests.rawhttp import exchange
 from twistedpypi.uploads.form import UPLOAD_FORM_ALLOWANCE
 from twistedpypi.uploads.multipart import MAX_FIELD_SIZE, MAX_FIELDS_SIZE
 from twistedpypi.web.site import (
@@ -68,32 +68,13 @@ def _form(fields, filename, data, boundary="xyz"):
     return body + f"--{boundary}--\r\n".encode()
 
 
-def _exchange(server, head: bytes, timeout: float = 10.0) -> bytes:
-    """Send a request's head (no body) and read the answer until the server closes."""
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
-    try:
-        sock.sendall(head)
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        sock.close()
-
-
 @pytest.mark.parametrize("content_type", [b"application/x-www-form-urlencoded", b"text/xml"])
 def test_a_form_declaring_more_than_any_form_needs_is_refused_before_its_body(start_server, packages, content_type):
     # With the default --max-upload-size (1G), a body that is not an upload
     # used to be awaited, read and dropped up to a gigabyte.
     server = start_server("-P", ".", "-a", ".", "--disable-fallback", str(packages))
-    answer = _exchange(
-        server,
+    answer = exchange(
+        server.port,
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
         % (content_type, 50 * 1024 * 1024),
     )

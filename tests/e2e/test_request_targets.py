@@ -11,28 +11,18 @@ from __future__ import annotations
 import http.client
 import re
 import signal
-import socket
 import time
 
 import pytest
 
 from tests.distributions import wheel_bytes, write
+from tests.rawhttp import exchange
 
 WHEEL = "demo-1.0-py3-none-any.whl"
 
 
-def exchange(server, request: bytes) -> bytes:
-    """Send one request (with C{Connection: close}) and read the whole answer."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def raw(server, method: str, target: str) -> bytes:
-    return exchange(server, f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode("ascii"))
+    return exchange(server.port, f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode("ascii"))
 
 
 def in_flight(server) -> int:

@@ -10,13 +10,13 @@ checked is the bytes on the wire.
 
 from __future__ import annotations
 
-import socket
 from urllib.parse import quote
 
 import pytest
 from twisted.web.test.requesthelper import DummyChannel, DummyRequest
 
 from tests.distributions import wheel_bytes, write
+from tests.rawhttp import exchange
 from twistedpypi.web.respond import error_page
 from twistedpypi.web.site import IndexRequest
 
@@ -24,18 +24,8 @@ MARKER = "X-Injected"
 INJECTION = f"zz\r\n{MARKER}: yes\r\nContent-Type: text/html\r\n\r\n<script>alert(1)</script>"
 
 
-def exchange(server, request: bytes) -> bytes:
-    """Send one request (with C{Connection: close}) and read the whole answer."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def get(server, target: str) -> bytes:
-    return exchange(server, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode("ascii"))
+    return exchange(server.port, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode("ascii"))
 
 
 def split(response: bytes) -> tuple[bytes, dict[bytes, bytes], bytes]:
@@ -73,7 +63,7 @@ def test_a_removal_of_an_unknown_release_cannot_split_the_response(open_server):
         for name, value in ((":action", "remove_pkg"), ("name", INJECTION), ("version", "1"))
     ).encode("ascii")
     response = exchange(
-        open_server,
+        open_server.port,
         b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s" % (len(form), form),
     )
