@@ -157,6 +157,9 @@ def parse_tokens(data: bytes) -> Tokens:
         return Tokens((), {})
     try:
         document = json.loads(data)
+    except ValueError as error:
+        raise ValueError(f"not a tokens file (not JSON: {error})") from None
+    try:
         entries = tuple(Token.from_json(entry) for entry in document["tokens"])
     except (KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"not a tokens file (missing {error})") from None
