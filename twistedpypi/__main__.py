@@ -25,6 +25,7 @@ from twistedpypi.auth.tokens import (
     parse_expiry,
     read_tokens_file,
 )
+from twistedpypi.uploads import manage
 
 
 class CommandError(Exception):
@@ -178,6 +179,10 @@ def token_main(argv: list[str]) -> int:
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "token": (token_main, "create, list or revoke upload tokens (--tokens FILE)"),
+    **{
+        name: (lambda argv, name=name: manage.run(name, argv), summary)
+        for name, summary in manage.COMMAND_SUMMARIES.items()
+    },
 }
 """Each command: what runs it, and what it does."""
 

@@ -27,7 +27,7 @@ ALLOWED = {
     "uploads": {"uploads", "index", "fs", "scan", "config", "metrics", "auth"},
     "proxy": {"proxy", "index", "pages", "fs", "config"},
     "web": {"web", "index", "pages", "scan", "uploads", "proxy", "process", "auth", "config", "fs", "metrics"},
-    "__main__": {"auth"},
+    "__main__": {"auth", "uploads"},
     "tap": {"web", "index", "pages", "scan", "uploads", "proxy", "process", "auth", "config", "fs", "metrics"},
 }
 """Each room of the package, and the rooms it may import from: web -> the

@@ -25,6 +25,7 @@ from twistedpypi.index.distfile import (
     spells_project,
     version_sort_key,
 )
+from twistedpypi.index.markers import ACTIVE_STATUS, ProjectStatus
 from twistedpypi.index.metadatastore import MetadataStore
 
 
@@ -54,6 +55,9 @@ class DistributionFile:
     @ivar display_name: the project name as the metadata spells it.
     @ivar signature: whether a detached signature C{<filename>.asc} sits
         beside it.
+    @ivar yanked: the reason it was yanked (PEP 592), possibly empty, or
+        L{None} when it is not: kept by the index (L{PackageIndex.mark}),
+        never by its description.
     """
 
     filename: str
@@ -68,6 +72,7 @@ class DistributionFile:
     requires_python: str | None = None
     display_name: str | None = None
     signature: bool = False
+    yanked: str | None = None
 
     @property
     def path(self) -> str:
@@ -253,6 +258,7 @@ class Project:
         user, so that many host names cannot evict the simple pages.
     @ivar summaries: the releases' summaries by version, as far as they
         were asked for (they are read out of metadata kept on disk).
+    @ivar status: its PEP 792 status.
     """
 
     name: str
@@ -260,6 +266,7 @@ class Project:
     pages: dict[object, Page] = field(default_factory=dict)
     api_pages: dict[object, Page] = field(default_factory=dict)
     summaries: dict[str, str] = field(default_factory=dict)
+    status: ProjectStatus = ACTIVE_STATUS
     _sorted: list[DistributionFile] | None = None
     _display_name: str | None = None
 
@@ -301,6 +308,13 @@ class Project:
             )
         return self._sorted
 
+    def offered_files(self) -> list[DistributionFile]:
+        """
+        The files offered for download, oldest version first: none while
+        the project is quarantined.
+        """
+        return self.sorted_files() if self.status.offers_files else []
+
     def versions(self) -> list[str]:
         """
         The distinct versions, oldest first.
@@ -341,6 +355,10 @@ class PackageIndex:
 
     @ivar metadata_store: where files' core metadata is kept off the heap,
         if anywhere: a file's C{metadata} is then a place in it.
+    @ivar yanks: the reasons of the yanked files, by the file's path (a
+        file may come after its marker: it is yanked as it arrives).
+    @ivar statuses: the projects' statuses other than active, by
+        normalised name (a project may have one before it has files).
     """
 
     def __init__(self, metadata_store: MetadataStore | None = None) -> None:
@@ -353,6 +371,8 @@ class PackageIndex:
         self.total_size = 0
         self._pages: dict[object, Page] = {}
         self._listeners: list[Callable[[], None]] = []
+        self.yanks: dict[str, str] = {}
+        self.statuses: dict[str, ProjectStatus] = {}
 
     @property
     def file_count(self) -> int:
@@ -366,6 +386,16 @@ class PackageIndex:
     def file(self, filename: str) -> DistributionFile | None:
         """The file served under that name, if any."""
         return self.files_by_name.get(filename)
+
+    def offered_file(self, filename: str) -> DistributionFile | None:
+        """
+        The file served under that name, if any and if its project offers
+        its files for download (not while quarantined, PEP 792).
+        """
+        dist = self.files_by_name.get(filename)
+        if dist is None or not self.statuses or self.status_of(dist.project).offers_files:
+            return dist
+        return None
 
     def metadata_of(self, dist: DistributionFile) -> bytes | None:
         """
@@ -400,13 +430,21 @@ class PackageIndex:
                 self._unlink(old)
                 touched.add(old.project)
         add = self.files_by_path.add
+        yanks = self.yanks
         for dist in added:
+            reason = yanks.get(dist.path) if yanks else None
+            if dist.yanked != reason:
+                dist = replace(dist, yanked=reason)
             old = add(dist)
             if old is None:
                 self._link(dist)
             else:
                 self._replace(old, dist)
             touched.add(dist.dist.project)
+        self._changed(touched)
+
+    def _changed(self, touched: set[str]) -> None:
+        """The projects named in C{touched} changed: forget their pages."""
         if not touched:
             return
         for name in touched:
@@ -427,6 +465,45 @@ class PackageIndex:
         if dist is not None and dist.signature != present:
             self.update(added=[replace(dist, signature=present)])
 
+    def status_of(self, name: str) -> ProjectStatus:
+        """The PEP 792 status of the project of that normalised name."""
+        return self.statuses.get(name, ACTIVE_STATUS)
+
+    def mark(
+        self,
+        yanks: Mapping[str, str | None] = MappingProxyType({}),
+        statuses: Mapping[str, ProjectStatus | None] = MappingProxyType({}),
+    ) -> None:
+        """
+        Apply a batch of marker changes: files yanked (with the reason) or
+        unyanked (L{None}), by path, and projects whose status was set or
+        cleared (L{None}), by normalised name.  Pages change with them, and
+        so do their ETags.
+        """
+        touched: set[str] = set()
+        for path, reason in yanks.items():
+            if reason is None:
+                self.yanks.pop(path, None)
+            else:
+                self.yanks[path] = reason
+            dist = self.files_by_path.get(path)
+            if dist is not None and dist.yanked != reason:
+                new = replace(dist, yanked=reason)
+                self.files_by_path.add(new)
+                self._replace(dist, new)
+                touched.add(dist.project)
+        for name, status in statuses.items():
+            if status is None or status == ACTIVE_STATUS:
+                self.statuses.pop(name, None)
+                status = ACTIVE_STATUS
+            else:
+                self.statuses[name] = status
+            project = self.projects.get(name)
+            if project is not None and project.status != status:
+                project.status = status
+                touched.add(name)
+        self._changed(touched)
+
     def _link(self, dist: DistributionFile) -> None:
         # With the same file name in several directories, the one seen first
         # is served; the others wait behind it in case it goes away.
@@ -441,7 +518,7 @@ class PackageIndex:
         name = dist.dist.project
         project = self.projects.get(name)
         if project is None:
-            project = self.projects[name] = Project(name)
+            project = self.projects[name] = Project(name, status=self.status_of(name))
         project.files[dist.filename] = dist
 
     def _replace(self, old: DistributionFile, new: DistributionFile) -> None:

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from html import escape
 from urllib.parse import quote, urlsplit
 
+from twistedpypi.index.markers import ACTIVE, ARCHIVED, DEPRECATED, QUARANTINED
 from twistedpypi.index.coremetadata import CoreMetadata
 from twistedpypi.index.model import (
     DistributionFile,
@@ -57,6 +58,8 @@ th{background:#f4f4f4}.n{text-align:right;white-space:nowrap}tr[hidden]{display:
 input[type=search]{font-size:1.05em;padding:.35em .5em;width:22em;max-width:100%}
 pre,code.cmd{background:#f4f4f4;padding:.6em .8em;border-radius:4px}
 pre.description{white-space:pre-wrap;overflow-wrap:anywhere}
+.badge{font-size:.8em;padding:.1em .45em;border-radius:3px;background:#fde2c4;color:#7a3b00;margin-left:.4em}
+p.status{background:#fff3e0;border-left:4px solid #e08a00;padding:.5em .8em}
 code.cmd{display:block;margin:.3em 0;user-select:all;white-space:pre-wrap;overflow-wrap:anywhere}
 .muted{color:#666}nav a{margin-right:1em}h2{margin:1.2em 0 .4em;font-size:1.2em}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{color:#666}dd{margin:0}
@@ -158,7 +161,7 @@ def project_list_html(index: PackageIndex, query: str = "") -> bytes:
         shown += visible
         rows.append(
             f'<tr data-k="{escape(key)}"{"" if visible else " hidden"}>'
-            f'<td><a href="{quote(name)}/">{escape(project.display_name)}</a></td>'
+            f'<td><a href="{quote(name)}/">{escape(project.display_name)}</a>{_status_badge(project)}</td>'
             f"<td>{escape(latest)}</td><td>{escape(summary)}</td>"
             f'<td class="n">{len(project.files)}</td><td class="n">{_when(newest)}</td></tr>\n'
         )
@@ -237,7 +240,7 @@ def project_page_html(project: Project, base_url: str, metadata_of: MetadataRead
     name = project.display_name
     simple_url = f"{base_url}/simple/"
     by_version: dict[str, list[DistributionFile]] = {}
-    for each in project.sorted_files():
+    for each in project.offered_files():
         by_version.setdefault(each.version, []).append(each)
     rows = []
     for version in reversed(list(by_version)):
@@ -250,7 +253,8 @@ def project_page_html(project: Project, base_url: str, metadata_of: MetadataRead
             )
             rows.append(
                 f"<tr>{version_cell}"
-                f'<td><a href="../../packages/{escape(quote(each.filename))}">{escape(each.filename)}</a></td>'
+                f'<td><a href="../../packages/{escape(quote(each.filename))}">{escape(each.filename)}</a>'
+                f"{_yank_badge(each)}</td>"
                 f"<td>{_KINDS.get(each.dist.kind, escape(each.dist.kind))}</td>"
                 f'<td class="n" title="{each.size} bytes">{human_size(each.size)}</td>'
                 f'<td class="n">{_when(each)}</td></tr>\n'
@@ -266,6 +270,7 @@ def project_page_html(project: Project, base_url: str, metadata_of: MetadataRead
         f'<a href="../../simple/{quote(project.name)}/">Simple page</a>'
         f'<a href="../../pypi/{quote(project.name)}/json">JSON</a></nav>\n'
         f"<h1>{escape(name)} <small>{escape(latest)}</small></h1>\n"
+        + _status_notice(project)
         + (f"<p>{escape(summary)}</p>\n" if summary else "")
         + "<h2>Install</h2>\n"
         f'<code class="cmd">pip install --index-url {escape(simple_url)} {escape(name)}</code>\n'
@@ -277,6 +282,36 @@ def project_page_html(project: Project, base_url: str, metadata_of: MetadataRead
         + description_html
     )
     return page_html(f"{name} {latest}", body)
+
+
+def _yank_badge(dist: DistributionFile) -> str:
+    """The badge of a yanked file, its reason in the tooltip."""
+    if dist.yanked is None:
+        return ""
+    return f' <span class="badge" title="{escape(dist.yanked)}">yanked</span>' + (
+        f' <span class="muted">{escape(dist.yanked)}</span>' if dist.yanked else ""
+    )
+
+
+def _status_badge(project: Project) -> str:
+    """The project's status as a badge in the list, when not active."""
+    if project.status.status == ACTIVE:
+        return ""
+    return f' <span class="badge">{escape(project.status.status)}</span>'
+
+
+def _status_notice(project: Project) -> str:
+    """The project's PEP 792 status, said above its page when not active."""
+    status = project.status
+    if status.status == ACTIVE:
+        return ""
+    what = {
+        ARCHIVED: "archived: no new files are accepted",
+        QUARANTINED: "quarantined: its files are not offered for download",
+        DEPRECATED: "deprecated",
+    }.get(status.status, escape(status.status))
+    reason = f" ({escape(status.reason)})" if status.reason else ""
+    return f'<p class="status"><span class="badge">{escape(status.status)}</span> This project is {what}{reason}.</p>\n'
 
 
 def not_found_html(name: str) -> bytes:

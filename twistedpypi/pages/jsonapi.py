@@ -12,7 +12,7 @@ from twistedpypi.index.model import (
     MetadataReader,
     Project,
 )
-from twistedpypi.pages.simple import json_document, upload_time
+from twistedpypi.pages.simple import json_document, status_json, upload_time
 
 _INFO_FIELDS = {
     "author": "author",
@@ -33,6 +33,9 @@ _INFO_FIELDS = {
 
 def _release_info(project: Project, version: str, base_url: str, metadata_of: MetadataReader) -> dict:
     files = [dist for dist in project.sorted_files() if dist.version == version]
+    # PyPI yanks whole releases: a release counts as yanked when all its
+    # files are, and gives the first reason it finds.
+    yanked = bool(files) and all(dist.yanked is not None for dist in files)
     fields: dict = {}
     for dist in files:
         metadata = metadata_of(dist)
@@ -61,8 +64,8 @@ def _release_info(project: Project, version: str, base_url: str, metadata_of: Me
         package_url=project_url,
         project_url=project_url,
         release_url=f"{base_url}/pypi/{project.name}/{version}/json",
-        yanked=False,
-        yanked_reason=None,
+        yanked=yanked,
+        yanked_reason=next((d.yanked for d in files if d.yanked), None) if yanked else None,
     )
     return info
 
@@ -83,8 +86,8 @@ def _json_api_file(dist: DistributionFile, base_url: str) -> dict:
         "upload_time_iso_8601": time,
         "has_sig": dist.signature,
         "comment_text": "",
-        "yanked": False,
-        "yanked_reason": None,
+        "yanked": dist.yanked is not None,
+        "yanked_reason": dist.yanked or None,
     }
 
 
@@ -105,19 +108,19 @@ def json_api(
     @param serial: as for L{simple_project_json}.
     """
     release = version or project.latest_version()
+    offered = project.offered_files()
     document = {
         "info": _release_info(project, release, base_url, metadata_of),
         "last_serial": serial,
-        "urls": [
-            _json_api_file(dist, base_url)
-            for dist in project.sorted_files()
-            if dist.version == release
-        ],
+        # PEP 792's object as the simple API's JSON serves it (PyPI's JSON API
+        # documents no such key), so that both say the same.
+        "project-status": status_json(project.status),
+        "urls": [_json_api_file(dist, base_url) for dist in offered if dist.version == release],
         "vulnerabilities": [],
     }
     if version is None:
         releases: dict[str, list] = {v: [] for v in project.versions()}
-        for dist in project.sorted_files():
+        for dist in offered:
             releases[dist.version].append(_json_api_file(dist, base_url))
         document["releases"] = releases
     return json_document(document)

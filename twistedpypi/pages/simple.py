@@ -13,13 +13,20 @@ from datetime import datetime, timezone
 from html import escape
 from urllib.parse import quote
 
+from twistedpypi.index.markers import ProjectStatus
 from twistedpypi.index.model import (
     DistributionFile,
     PackageIndex,
     Project,
 )
 
-API_VERSION = "1.1"
+API_VERSION = "1.4"
+"""
+The simple API's version (PEP 629): 1.4 brings PEP 792's project status.
+Its 1.2 (PEP 708's tracks and alternate locations, never accepted for
+serving) and 1.3 (PEP 740's provenance, optional) add keys this index does
+not need to serve.
+"""
 HTML = b"text/html; charset=utf-8"
 SIMPLE_HTML = b"application/vnd.pypi.simple.v1+html"
 SIMPLE_JSON = b"application/vnd.pypi.simple.v1+json"
@@ -46,15 +53,40 @@ def json_document(document: object) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def simple_page(title: str, links: str) -> bytes:
+def status_meta(status: ProjectStatus) -> str:
     """
-    A page of the PEP 503 simple API: the PEP 629 version, C{title} as
-    title and heading, then C{links}, already HTML.
+    PEP 792's C{<meta>} elements for a project's status: the status always
+    (Warehouse serves C{active} too), and the reason when there is one.
+    """
+    meta = f'<meta name="pypi:project-status" content="{escape(status.status)}">'
+    if status.reason:
+        meta += f'<meta name="pypi:project-status-reason" content="{escape(status.reason)}">'
+    return meta
+
+
+def status_json(status: ProjectStatus) -> dict:
+    """
+    PEP 792's C{project-status} object.  The specification's prose once
+    described a bare string while its examples show an object; Warehouse
+    serves the object, C{{"status": ..., "reason": ...}}, with C{reason}
+    left out when there is none: so does this index.
+    """
+    document = {"status": status.status}
+    if status.reason:
+        document["reason"] = status.reason
+    return document
+
+
+def simple_page(title: str, links: str, head: str = "") -> bytes:
+    """
+    A page of the PEP 503 simple API: the PEP 629 version, C{head}'s
+    further C{<meta>} elements, C{title} as title and heading, then
+    C{links}, already HTML.
     """
     title = escape(title)
     return (
         "<!DOCTYPE html>\n<html><head>"
-        f'<meta name="pypi:repository-version" content="{API_VERSION}">'
+        f'<meta name="pypi:repository-version" content="{API_VERSION}">{head}'
         f"<title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n"
         f"{links}</body></html>\n"
     ).encode("utf-8")
@@ -94,11 +126,12 @@ def _hash_fragment(dist: DistributionFile, hash_algo: str | None) -> str:
 
 def simple_project_html(project: Project, hash_algo: str | None) -> bytes:
     """
-    The PEP 503 page of one project, with PEP 658/714 metadata and PEP 592
-    attributes, for a page at C{/simple/<project>/}.
+    The PEP 503 page of one project, with PEP 658/714 metadata, PEP 592
+    yanks and PEP 792 status, for a page at C{/simple/<project>/}.  A
+    quarantined project lists no files.
     """
     lines = []
-    for dist in project.sorted_files():
+    for dist in project.offered_files():
         attributes = [f'href="{escape(file_url(dist, "../../packages/"))}{_hash_fragment(dist, hash_algo)}"']
         if dist.requires_python:
             attributes.append(f'data-requires-python="{escape(dist.requires_python)}"')
@@ -108,8 +141,10 @@ def simple_project_html(project: Project, hash_algo: str | None) -> bytes:
             attributes.append(f'data-dist-info-metadata="sha256={metadata_sha256}"')
         if dist.signature:
             attributes.append('data-gpg-sig="true"')
+        if dist.yanked is not None:
+            attributes.append(f'data-yanked="{escape(dist.yanked)}"')
         lines.append(f"<a {' '.join(attributes)}>{escape(dist.filename)}</a><br>\n")
-    return simple_page(f"Links for {project.display_name}", "".join(lines))
+    return simple_page(f"Links for {project.display_name}", "".join(lines), status_meta(project.status))
 
 
 def simple_project_json(project: Project, hash_algo: str | None, serial: int = 0) -> bytes:
@@ -122,7 +157,7 @@ def simple_project_json(project: Project, hash_algo: str | None, serial: int = 0
         again on the next one).
     """
     files = []
-    for dist in project.sorted_files():
+    for dist in project.offered_files():
         hashes = {"sha256": dist.sha256}
         if hash_algo is not None and hash_algo in dist.hashes:
             hashes[hash_algo] = dist.hashes[hash_algo]
@@ -135,7 +170,8 @@ def simple_project_json(project: Project, hash_algo: str | None, serial: int = 0
             "core-metadata": metadata,
             "dist-info-metadata": metadata,
             "gpg-sig": dist.signature,
-            "yanked": False,
+            # PEP 592: the reason, or true when there is none.
+            "yanked": (dist.yanked or True) if dist.yanked is not None else False,
             "size": dist.size,
             "upload-time": upload_time(dist),
         }
@@ -146,7 +182,8 @@ def simple_project_json(project: Project, hash_algo: str | None, serial: int = 0
         {
             "meta": {"api-version": API_VERSION, "_last-serial": serial},
             "name": project.name,
-            "versions": project.versions(),
+            "project-status": status_json(project.status),
+            "versions": project.versions() if project.status.offers_files else [],
             "files": files,
         }
     )
@@ -154,11 +191,13 @@ def simple_project_json(project: Project, hash_algo: str | None, serial: int = 0
 
 def packages_listing_html(index: PackageIndex) -> bytes:
     """
-    The C{/packages/} page: every file, linked, as pypiserver lists them.
+    The C{/packages/} page: every file, linked, as pypiserver lists them
+    (but those of quarantined projects).
     """
     links = "".join(
         f'<a href="{escape(quote(filename))}">{escape(filename)}</a><br>\n'
-        for filename in sorted(index.files_by_name)
+        for filename, dist in sorted(index.files_by_name.items())
+        if dist.project not in index.statuses or index.status_of(dist.project).offers_files
     )
     return (
         "<!DOCTYPE html>\n<html><head><title>Index of packages</title></head>\n"

@@ -52,12 +52,15 @@ class ScanResult:
     @ivar directories: every directory walked, the top ones included.
     @ivar unreadable: directories that could not be listed, with the
         reason: what the index has below them is unknown, not gone.
+    @ivar markers: the yank markers and project status files found (see
+        L{twistedpypi.index.markers}), by path, with their contents.
     """
 
     files: dict[str, FileState | DistributionFile]
     signed: set[str]
     directories: list[str]
     unreadable: dict[str, str] = field(default_factory=dict)
+    markers: dict[str, bytes] = field(default_factory=dict)
 
 
 def scan(
@@ -99,7 +102,7 @@ def scan(
                     continue
             path = prefix + name
             found[path] = FileState(path, dist, size, mtime_ns)
-    return ScanResult(found, listing.signed, listing.directories, listing.unreadable)
+    return ScanResult(found, listing.signed, listing.directories, listing.unreadable, listing.markers)
 
 
 def stat_file(path: str, roots: list[str]) -> FileState | None:

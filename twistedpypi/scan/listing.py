@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import stat
 import struct
 import subprocess
 import sys
@@ -37,6 +38,7 @@ import time
 from typing import BinaryIO, Iterable, Iterator
 
 from twistedpypi.index.distfile import SIGNATURE_SUFFIX
+from twistedpypi.index.markers import MARKER_SIZE_LIMIT, is_marker_name
 
 PART_ENTRIES = 1000
 """The most files in one part of a listing sent by another process."""
@@ -54,20 +56,23 @@ class Listing:
         whole (tens of megabytes of short-lived objects would leave the
         heap fragmented).
     @ivar signed: paths of files that have a detached signature beside them.
+    @ivar markers: the yank markers and project status files, by path, with
+        their contents (see L{twistedpypi.index.markers}).
     @ivar directories: every directory walked, the top ones included.
     @ivar unreadable: directories that could not be listed, with the
         reason: what is below them is unknown, not gone.
     @ivar started_ns: when the walk began (C{time.time_ns()}).
 
-    C{signed}, C{directories} and C{unreadable} are complete once C{files}
-    has been consumed.
+    C{signed}, C{markers}, C{directories} and C{unreadable} are complete
+    once C{files} has been consumed.
     """
 
-    __slots__ = ("files", "signed", "directories", "unreadable", "started_ns")
+    __slots__ = ("files", "signed", "markers", "directories", "unreadable", "started_ns")
 
     def __init__(self) -> None:
         self.files: Iterator[tuple[str, list[tuple[str, int, int]]]] = iter(())
         self.signed: set[str] = set()
+        self.markers: dict[str, bytes] = {}
         self.directories: list[str] = []
         self.unreadable: dict[str, str] = {}
         self.started_ns = time.time_ns()
@@ -143,7 +148,7 @@ def _walk(directories: list[str], roots: list[str], listing: Listing) -> Iterato
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    _list_entry(entry, roots, here, listing.signed, pending)
+                    _list_entry(entry, roots, here, listing, pending)
                     if len(here) == PART_ENTRIES:
                         yield directory, here
                         here = []
@@ -155,7 +160,28 @@ def _walk(directories: list[str], roots: list[str], listing: Listing) -> Iterato
         listing.directories.append(directory)
 
 
-def _list_entry(entry: os.DirEntry, roots: list[str], here: list, signed: set[str], pending: list[str]) -> None:
+def read_marker(path: str) -> bytes | None:
+    """
+    The contents of a marker file (see L{twistedpypi.index.markers}), at
+    most L{MARKER_SIZE_LIMIT} bytes, or L{None} if it is not a regular
+    file that can be read.  Blocking; opened without waiting, so a FIFO
+    under that name cannot hang.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        return os.read(descriptor, MARKER_SIZE_LIMIT)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+
+
+def _list_entry(entry: os.DirEntry, roots: list[str], here: list, listing: Listing, pending: list[str]) -> None:
     """Sort one directory entry for L{list_tree}."""
     name = entry.name
     if name.startswith("."):
@@ -168,7 +194,12 @@ def _list_entry(entry: os.DirEntry, roots: list[str], here: list, signed: set[st
                 pending.append(entry.path)
             return
         if name.endswith(SIGNATURE_SUFFIX):
-            signed.add(entry.path[: -len(SIGNATURE_SUFFIX)])
+            listing.signed.add(entry.path[: -len(SIGNATURE_SUFFIX)])
+            return
+        if is_marker_name(name):
+            content = read_marker(entry.path)
+            if content is not None:
+                listing.markers[entry.path] = content
             return
         if not entry.is_file():
             return
@@ -234,7 +265,13 @@ class EarlyListing:
                         raise ListingLost("the listing was cut short")
                     directory, body = marshal.loads(stream.read(_LENGTH.unpack(header)[0]))
                     if directory is None:
-                        listing.signed, listing.directories, listing.unreadable, listing.started_ns = body
+                        (
+                            listing.signed,
+                            listing.markers,
+                            listing.directories,
+                            listing.unreadable,
+                            listing.started_ns,
+                        ) = body
                         break
                     yield directory, body
         except (EOFError, ValueError, TypeError, OSError) as error:
@@ -289,7 +326,9 @@ def write_listing(listing: Listing, stream: BinaryIO) -> None:
     """
     parts = list(listing.files)
     # The last part has no directory: the rest of the listing.
-    parts.append((None, (listing.signed, listing.directories, listing.unreadable, listing.started_ns)))
+    parts.append(
+        (None, (listing.signed, listing.markers, listing.directories, listing.unreadable, listing.started_ns))
+    )
     for part in parts:
         data = marshal.dumps(part)
         stream.write(_LENGTH.pack(len(data)) + data)

@@ -32,7 +32,9 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from twistedpypi.index.distfile import SIGNATURE_SUFFIX, parse_filename
+from twistedpypi.index.markers import is_marker_name
 from twistedpypi.scan.describe import ScanResult, stat_file
+from twistedpypi.scan.listing import read_marker
 
 try:
     from twisted.internet import inotify
@@ -343,6 +345,8 @@ class Inspection:
     @ivar gone: paths whose file is gone (or is now a directory).
     @ivar directories: directories among the paths, to scan.
     @ivar signatures: files whose detached signature came (L{True}) or went.
+    @ivar markers: yank markers and project status files, by path, with
+        their contents, or L{None} for those gone.
     @ivar quiet: files just created that may be complete, each with its
         L{Identity}: complete if still the same a little later.
     """
@@ -352,13 +356,14 @@ class Inspection:
         self.gone: list[str] = []
         self.directories: list[str] = []
         self.signatures: dict[str, bool] = {}
+        self.markers: dict[str, bytes | None] = {}
         self.quiet: dict[str, Identity] = {}
 
 
 def inspect_paths(paths: Iterable[str], roots: list[str], created: Iterable[str] = ()) -> Inspection:
     """
-    Sort changed paths into distribution files, directories, signatures and
-    paths that are gone.  Blocking.
+    Sort changed paths into distribution files, directories, signatures,
+    markers and paths that are gone.  Blocking.
 
     @param roots: where symbolic links may lead.
     @param created: paths just created, looked at now only if they are
@@ -380,6 +385,8 @@ def inspect_paths(paths: Iterable[str], roots: list[str], created: Iterable[str]
             result.directories.append(path)
         elif path.endswith(SIGNATURE_SUFFIX):
             result.signatures[path[: -len(SIGNATURE_SUFFIX)]] = os.path.exists(path)
+        elif is_marker_name(os.path.basename(path)):
+            result.markers[path] = read_marker(path)
         else:
             state = stat_file(path, roots)
             if state is None:
@@ -421,7 +428,7 @@ def _look_at_created(path: str) -> bool | Identity | None:
         L{None}.
     """
     name = os.path.basename(path)
-    if not name.endswith(SIGNATURE_SUFFIX) and parse_filename(name) is None:
+    if not name.endswith(SIGNATURE_SUFFIX) and not is_marker_name(name) and parse_filename(name) is None:
         return None
     try:
         status = os.lstat(path)

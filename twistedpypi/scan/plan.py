@@ -1,7 +1,8 @@
 """
 What to change in the index so that it says what a look at the disk found:
 the files to describe (or take from the description cache), the paths to
-remove, and the signatures that came or went.
+remove, the signatures that came or went, and the yanks and project
+statuses their marker files set (L{plan_markers}).
 
 Pure: no I/O and no reactor; the clocks' readings are given.  The watcher
 runs these functions in a thread, under the lock that keeps the index still
@@ -14,6 +15,16 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, Sequence
 
+from twistedpypi.index.distfile import normalize_name
+from twistedpypi.index.markers import (
+    ACTIVE_STATUS,
+    STATUS_SUFFIX,
+    YANKED_SUFFIX,
+    ProjectStatus,
+    parse_status,
+    status_project,
+    yank_reason,
+)
 from twistedpypi.index.model import DistributionFile, FilesByPath
 from twistedpypi.scan.describe import FileState, ScanResult, describes
 
@@ -199,3 +210,76 @@ def is_under(path: str, paths: set[str]) -> bool:
 def _nothing(_path: str) -> None:
     """What an empty index holds at any path."""
     return None
+
+
+@dataclass(slots=True)
+class MarkerChanges:
+    """
+    The yanks and project statuses to change in the index (see
+    L{twistedpypi.index.model.PackageIndex.mark}).
+
+    @ivar yanks: reasons by the yanked file's path; L{None} unyanks.
+    @ivar statuses: statuses by normalised project name; L{None} makes
+        the project active.
+    """
+
+    yanks: dict[str, str | None] = field(default_factory=dict)
+    statuses: dict[str, ProjectStatus | None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.yanks or self.statuses)
+
+
+def plan_markers(
+    yanks: Mapping[str, str],
+    statuses: Mapping[str, ProjectStatus],
+    markers: Mapping[str, bytes | None],
+    complete: bool,
+    newer: set[str] | None = None,
+) -> MarkerChanges:
+    """
+    What marker files found on disk change in the index.
+
+    @param yanks: the index's yanks, by file path.
+    @param statuses: the index's statuses other than active, by project.
+    @param markers: marker files by path, with their contents, or L{None}
+        for one that is gone.
+    @param complete: whether C{markers} are every marker there is (a full
+        scan's): the index's others are then gone.
+    @param newer: paths changed by events since C{markers} were read: left
+        as they are.
+    """
+    changes = MarkerChanges()
+    found_yanks: set[str] = set()
+    found_statuses: set[str] = set()
+    for path, content in markers.items():
+        name = os.path.basename(path)
+        if name.endswith(YANKED_SUFFIX):
+            target = path[: -len(YANKED_SUFFIX)]
+            found_yanks.add(target)
+            reason = None if content is None else yank_reason(content)
+            if yanks.get(target) != reason:
+                changes.yanks[target] = reason
+            continue
+        project = status_project(name)
+        if project is None:
+            continue
+        project = normalize_name(project)
+        # A file that names no status counts as none: the project is active.
+        status = None if content is None else parse_status(content)
+        if status is not None and status == ACTIVE_STATUS:
+            status = None
+        if content is not None:
+            found_statuses.add(project)
+        if statuses.get(project) != status:
+            changes.statuses[project] = status
+    if complete:
+        newer = newer or set()
+        for path in yanks:
+            if path not in found_yanks and path + YANKED_SUFFIX not in newer:
+                changes.yanks[path] = None
+        newer_names = {os.path.basename(path) for path in newer}
+        for project in statuses:
+            if project not in found_statuses and project + STATUS_SUFFIX not in newer_names:
+                changes.statuses[project] = None
+    return changes

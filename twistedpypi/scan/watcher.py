@@ -34,7 +34,7 @@ from twistedpypi.scan import describecache
 from twistedpypi.scan.describe import FileState, ScanResult, describe, scan
 from twistedpypi.scan.listing import EarlyListing, ListingLost, changed_since, link_roots
 from twistedpypi.scan.notify import HAVE_INOTIFY, Identity, Notifier, inspect_paths, inspect_unchanged
-from twistedpypi.scan.plan import SETTLE_SECONDS, CacheSplit, Plan, plan_changes, reuse_cached
+from twistedpypi.scan.plan import SETTLE_SECONDS, CacheSplit, Plan, plan_changes, plan_markers, reuse_cached
 from twistedpypi.scan.workers import describe_all
 
 log = Logger()
@@ -458,6 +458,7 @@ class PackageWatcher(Service):
             removed=inspected.gone,
             removed_below=[p + os.sep for p in gone_directories],
             signatures=inspected.signatures,
+            markers=inspected.markers,
         )
         for directory in inspected.directories:
             found = await deferToThread(self._scan, [directory], self._roots)
@@ -472,7 +473,9 @@ class PackageWatcher(Service):
         for newer in self._rescans:
             newer.update(quiet)
         inspected = await deferToThread(inspect_unchanged, quiet, self._roots)
-        await self._apply(inspected.files, scope=[], settle=False, signatures=inspected.signatures)
+        await self._apply(
+            inspected.files, scope=[], settle=False, signatures=inspected.signatures, markers=inspected.markers
+        )
 
     async def _apply(
         self,
@@ -483,6 +486,7 @@ class PackageWatcher(Service):
         newer: set[str] | None = None,
         removed_below: list[str] = (),
         signatures: dict[str, bool] | None = None,
+        markers: dict[str, bytes | None] | None = None,
     ) -> None:
         """
         Bring the index in line with C{found}.
@@ -506,6 +510,9 @@ class PackageWatcher(Service):
             be gone with everything below them.
         @param signatures: files whose detached signature appeared (L{True})
             or disappeared (L{False}).
+        @param markers: yank markers and project status files that changed,
+            with their contents (L{None} for those gone), besides those
+            C{found} holds.
         """
         await self._lock.acquire()
         try:
@@ -528,6 +535,15 @@ class PackageWatcher(Service):
                     await deferToThread(self.index.update, added=described, removed=plan.gone)
             for path, present in {**plan.signatures, **(signatures or {})}.items():
                 self.index.set_signature(path, present)
+            marked = plan_markers(
+                self.index.yanks,
+                self.index.statuses,
+                {**found.markers, **(markers or {})},
+                complete=scope is None and not found.unreadable,
+                newer=newer,
+            )
+            if marked:
+                self.index.mark(yanks=marked.yanks, statuses=marked.statuses)
         finally:
             self._lock.release()
 

@@ -28,7 +28,16 @@ from twistedpypi.index.distfile import (
     normalize_name,
     version_from_filename_matches,
 )
-from twistedpypi.index.model import PackageIndex
+from twistedpypi.index.markers import (
+    ACTIVE,
+    PROJECT_STATUSES,
+    STATUS_SUFFIX,
+    YANKED_SUFFIX,
+    ProjectStatus,
+    clean_reason,
+    format_status,
+)
+from twistedpypi.index.model import DistributionFile, PackageIndex
 from twistedpypi.metrics import METRICS, Metrics
 from twistedpypi.uploads.docs import documentation_zip_problem
 from twistedpypi.uploads.form import (
@@ -40,7 +49,7 @@ from twistedpypi.uploads.form import (
 )
 from twistedpypi.uploads.multipart import UploadRejected
 from twistedpypi.uploads.receiver import UploadReceiver
-from twistedpypi.uploads.store import claim, remove_files, store_signature
+from twistedpypi.uploads.store import claim, remove_files, remove_marker, store_signature, write_marker
 
 log = Logger()
 
@@ -53,7 +62,24 @@ The legacy actions that pypiserver answers with 200 and ignores, and what
 this index answers them (C{twine register} sends C{submit}).
 """
 
-SUPPORTED_ACTIONS = "file_upload, remove_pkg, submit, verify or doc_upload"
+SUPPORTED_ACTIONS = "file_upload, remove_pkg, yank, unyank, set_status, submit, verify or doc_upload"
+
+CLOSED_PHRASES = {
+    "archived": "Project archived: it takes no new files",
+    "quarantined": "Project quarantined: it takes no new files",
+}
+"""
+The status lines of an upload refused by the project's status (PEP 792),
+fixed phrases: twine prints the status line, uv the body.
+"""
+
+UPLOAD_REFUSED_BY_STATUS = 400
+"""
+The status of an upload refused by the project's status: 400, as PyPI
+answers an upload it will not take.  twine prints the phrase whatever the
+code; uv prints the body of a 400 as what the server says, while it
+reports a 403 as a matter of permission, which it is not.
+"""
 
 _QUOTED_LENGTH = 100
 """How much of a field sent by the client a message quotes back."""
@@ -163,6 +189,10 @@ class Publisher:
                 return await self._store(form, receiver)
             if action == "remove_pkg":
                 return await self._remove(form)
+            if action in ("yank", "unyank"):
+                return await self._yank(form, action == "yank")
+            if action == "set_status":
+                return await self._set_status(form)
             if action in NOT_NEEDED:
                 log.info("ignored :action {action}: {why}", action=action, why=NOT_NEEDED[action])
                 return NOT_NEEDED[action]
@@ -197,6 +227,14 @@ class Publisher:
 
     async def _store(self, form: UploadForm, receiver: UploadReceiver | None) -> str:
         dist = check_upload(form)
+        status = self.index.status_of(dist.project)
+        if not status.takes_uploads:
+            reason = f" ({status.reason})" if status.reason else ""
+            raise UploadRejected(
+                UPLOAD_REFUSED_BY_STATUS,
+                f"{dist.project} is {status.status} on this index{reason}: it takes no new files",
+                CLOSED_PHRASES[status.status],
+            )
         if receiver is None or not form.content_complete or receiver.writer is None:
             raise UploadRejected(400, "the form has no 'content' file: nothing to upload")
         check_content_size(form, self.config.max_upload_size)
@@ -299,8 +337,11 @@ class Publisher:
                 "No such release on this index",
             )
         removed = await deferToThread(remove_files, paths)
-        self.metrics.count("removals", sum(1 for path in removed if not path.endswith(SIGNATURE_SUFFIX)))
-        await self.watcher.refresh([*paths, *(p + SIGNATURE_SUFFIX for p in paths)])
+        sidecars = (SIGNATURE_SUFFIX, YANKED_SUFFIX)
+        self.metrics.count("removals", sum(1 for path in removed if not path.endswith(sidecars)))
+        await self.watcher.refresh(
+            [*paths, *(p + SIGNATURE_SUFFIX for p in paths), *(p + YANKED_SUFFIX for p in paths)]
+        )
         log.info(
             "removed {project} {version}: {files}",
             project=project,
@@ -308,6 +349,115 @@ class Publisher:
             files=", ".join(os.path.basename(p) for p in removed),
         )
         return f"removed {len(paths)} file(s) of {name} {version}"
+
+    def _release_files(self, form: UploadForm, action: str) -> tuple[str, str, list[DistributionFile]]:
+        """
+        The files a C{yank} or C{unyank} form names: a release's, or the
+        one of them its C{filename} names.
+
+        @return: the name and version as sent, and the files.
+        @raise UploadRejected: a field is missing (400), or the project,
+            release or file is not here (404).
+        """
+        name = form.fields.get("name", "").strip()
+        version = form.fields.get("version", "").strip()
+        filename = form.fields.get("filename", "").strip()
+        if not name or not version:
+            raise UploadRejected(400, f"{action} needs the project's 'name' and 'version'")
+        project = self.index.project(normalize_name(name))
+        if project is None:
+            raise UploadRejected(
+                404, f"{name[:_QUOTED_LENGTH]} is not on this index: it has no files", "No such project on this index"
+            )
+        files = [d for d in project.sorted_files() if version_from_filename_matches(d.dist, version)]
+        if not files:
+            raise UploadRejected(
+                404,
+                f"{name[:_QUOTED_LENGTH]} {version[:_QUOTED_LENGTH]} is not on this index:"
+                " it has no files of that version",
+                "No such release on this index",
+            )
+        if filename:
+            files = [d for d in files if d.filename == filename]
+            if not files:
+                raise UploadRejected(
+                    404,
+                    f"{filename[:_QUOTED_LENGTH]} is not a file of {name[:_QUOTED_LENGTH]}"
+                    f" {version[:_QUOTED_LENGTH]} on this index",
+                    "No such file in this release",
+                )
+        return name, version, files
+
+    async def _yank(self, form: UploadForm, yank: bool) -> str:
+        """
+        C{yank} (PEP 592) or C{unyank} a release, or one file of it: its
+        marker C{<filename>.yanked}, holding the reason, is written or
+        deleted beside each file, and the index brought up to date.
+        """
+        action = "yank" if yank else "unyank"
+        name, version, files = self._release_files(form, action)
+        markers = [dist.path + YANKED_SUFFIX for dist in files]
+        reason = clean_reason(form.fields.get("reason", ""))
+        try:
+            if yank:
+                content = reason.encode("utf-8")
+                for marker in markers:
+                    await deferToThread(write_marker, marker, content)
+            else:
+                for marker in markers:
+                    await deferToThread(remove_marker, marker)
+        except OSError as error:
+            raise _not_stored(error, f"the server could not {action} the files") from None
+        await self.watcher.refresh(markers)
+        filenames = ", ".join(dist.filename for dist in files)
+        log.info(
+            "{action}ed {project} {version}: {files}{why}",
+            action=action,
+            project=files[0].project,
+            version=version,
+            files=filenames,
+            why=f" ({reason})" if yank and reason else "",
+        )
+        return f"{action}ed {len(files)} file(s) of {name} {version}: {filenames}"
+
+    async def _set_status(self, form: UploadForm) -> str:
+        """
+        C{set_status}: a project's PEP 792 status, written to its status
+        file C{<project>.status} in the upload directory (deleted for a
+        plain C{active}), and the index brought up to date.
+        """
+        name = form.fields.get("name", "").strip()
+        wanted = form.fields.get("status", "").strip().lower()
+        if not name or not wanted:
+            raise UploadRejected(400, "set_status needs the project's 'name' and a 'status'")
+        if wanted not in PROJECT_STATUSES:
+            raise UploadRejected(
+                400,
+                f"{wanted[:_QUOTED_LENGTH]!r} is not a project status: use {', '.join(PROJECT_STATUSES)}",
+                "Not a project status: use " + ", ".join(PROJECT_STATUSES),
+            )
+        project = normalize_name(name)
+        if self.index.project(project) is None and project not in self.index.statuses:
+            raise UploadRejected(
+                404, f"{name[:_QUOTED_LENGTH]} is not on this index: it has no files", "No such project on this index"
+            )
+        status = ProjectStatus(wanted, clean_reason(form.fields.get("reason", "")) or None)
+        path = os.path.join(self.config.upload_directory, project + STATUS_SUFFIX)
+        try:
+            if status.status == ACTIVE and status.reason is None:
+                await deferToThread(remove_marker, path)
+            else:
+                await deferToThread(write_marker, path, format_status(status))
+        except OSError as error:
+            raise _not_stored(error, "the server could not store the project's status") from None
+        await self.watcher.refresh([path])
+        log.info(
+            "set the status of {project} to {status}{why}",
+            project=project,
+            status=status.status,
+            why=f" ({status.reason})" if status.reason else "",
+        )
+        return f"{name} is now {status.status}"
 
 
 class UploadsService(Service):

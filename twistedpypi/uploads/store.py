@@ -16,6 +16,7 @@ from twistedpypi.fs import current_umask, fsync_directory, process_is_gone
 from twistedpypi.index.distfile import (
     SIGNATURE_SUFFIX,
 )
+from twistedpypi.index.markers import YANKED_SUFFIX
 from twistedpypi.scan.describe import READ_CHUNK, file_digests
 
 UPLOAD_PREFIX = ".upload-"
@@ -163,15 +164,45 @@ def store_signature(final: str, signature: bytes, overwrite: bool) -> bool:
         upload.discard()
 
 
+def write_marker(path: str, content: bytes) -> None:
+    """
+    Write a marker file (a yank, a project's status: see
+    L{twistedpypi.index.markers}) atomically: whole, or not at all, in
+    place of any before it.
+    """
+    upload = TemporaryUpload(os.path.dirname(path))
+    try:
+        upload.write(content)
+        upload.finish()
+        os.replace(upload.path, path)
+        fsync_directory(os.path.dirname(path))
+    finally:
+        upload.discard()
+
+
+def remove_marker(path: str) -> bool:
+    """
+    Delete a marker file.
+
+    @return: whether there was one.
+    """
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    fsync_directory(os.path.dirname(path))
+    return True
+
+
 def remove_files(paths: list[str]) -> list[str]:
     """
-    Delete distribution files and their signatures.
+    Delete distribution files, their signatures and their yank markers.
 
-    @return: the paths that were deleted (signatures included).
+    @return: the paths that were deleted (signatures and markers included).
     """
     removed = []
     for path in paths:
-        for candidate in (path, path + SIGNATURE_SUFFIX):
+        for candidate in (path, path + SIGNATURE_SUFFIX, path + YANKED_SUFFIX):
             try:
                 os.unlink(candidate)
             except FileNotFoundError:

@@ -617,9 +617,9 @@ class Packages(Resource):
     def file_resource(self, filename: str) -> Resource | None:
         """
         The resource that serves C{filename}, or L{None} if the index has no
-        such file.
+        such file, or does not offer it (its project is quarantined).
         """
-        dist = self.index.file(filename)
+        dist = self.index.offered_file(filename)
         if dist is not None:
             return DistributionFileResource(
                 dist.path,
@@ -629,12 +629,12 @@ class Packages(Resource):
                 small_files=self.small_files,
             )
         if filename.endswith(METADATA_SUFFIX):
-            dist = self.index.file(filename[: -len(METADATA_SUFFIX)])
+            dist = self.index.offered_file(filename[: -len(METADATA_SUFFIX)])
             if dist is None or dist.metadata_sha256 is None:
                 return None
             return MetadataResource(self.index.metadata_of(dist))
         if filename.endswith(SIGNATURE_SUFFIX):
-            dist = self.index.file(filename[: -len(SIGNATURE_SUFFIX)])
+            dist = self.index.offered_file(filename[: -len(SIGNATURE_SUFFIX)])
             if dist is None or not dist.signature:
                 return None
             return DistributionFileResource(

@@ -39,7 +39,7 @@ def read_form(request: Request) -> UploadForm:
         raise UploadRejected(
             400,
             "expected a multipart/form-data upload (:action=file_upload)"
-            " or a form (:action=remove_pkg, submit or verify)",
+            " or a form (:action=remove_pkg, yank, unyank, set_status, submit or verify)",
         )
     if getattr(request, "body_truncated", False):
         raise UploadRejected(413, "the form is too large")
@@ -55,8 +55,8 @@ def read_form(request: Request) -> UploadForm:
 
 class Uploads(Resource):
     """
-    C{POST /} with a form: C{:action=file_upload} and C{:action=remove_pkg},
-    and the legacy actions answered without storing anything (C{submit},
+    C{POST /} with a form: C{:action=file_upload}, C{:action=remove_pkg},
+    C{yank}, C{unyank} and C{set_status} (PEP 592 and PEP 792), and the legacy actions answered without storing anything (C{submit},
     C{verify}, C{doc_upload}).
 
     The access check comes first, in the guard the root puts in front of

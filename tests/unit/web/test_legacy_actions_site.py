@@ -169,7 +169,7 @@ async def test_an_action_no_client_sends_is_400_with_a_fixed_phrase_and_the_name
     action = "frob\r\nX-Injected: yes" + "x" * 5000
     code, phrase, text = await post(site, multipart([(":action", action)]))
     assert code == 400
-    assert phrase == "the form's ':action' is not supported here: use file_upload, remove_pkg, submit, verify or doc_upload"
+    assert phrase == "the form's ':action' is not supported here: use file_upload, remove_pkg, yank, unyank, set_status, submit, verify or doc_upload"
     assert "'frob\\r\\nX-Injected: yes" in text and "\r" not in text
     assert len(text) < 400
     code, phrase, _ = await post(site, multipart([("name", "demo")]))

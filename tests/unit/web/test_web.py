@@ -24,7 +24,7 @@ async def test_project_page_links_files_with_hashes_and_metadata(demo):
     assert 'data-requires-python="&gt;=3.8"' in page
     assert 'data-core-metadata="sha256=' in page
     assert 'data-dist-info-metadata="sha256=' in page
-    assert '<meta name="pypi:repository-version" content="1.1">' in page
+    assert '<meta name="pypi:repository-version" content="1.4">' in page
 
 
 @pytest_twisted.ensureDeferred
@@ -61,7 +61,7 @@ async def test_json_is_negotiated_and_carries_pep_700_fields(demo):
     )
     assert response.headers.getRawHeaders("content-type") == [PEP691_JSON]
     document = json.loads(body)
-    assert document["meta"]["api-version"] == "1.1"
+    assert document["meta"]["api-version"] == "1.4"
     assert document["name"] == "demo-pkg"
     assert document["versions"] == ["1.0", "2.0b1"]
     for entry in document["files"]:
