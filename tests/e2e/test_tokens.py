@@ -66,6 +66,7 @@ def tokens(tmp_path):
 def test_twine_uploads_with_a_token_for_its_project_and_gets_403_for_another(start_server, packages, tmp_path, tokens):
     secret, identity = create_token(tokens, "--project", "Demo", "--project", "acme-*", "--name", "ci")
     server = start_server("--tokens", str(tokens), "--disable-fallback", str(packages))
+    assert b"Uploads are off" not in fetch(server.url + "/")[1]
     credentials = ("--repository-url", server.url + "/", "-u", "__token__", "-p", secret)
     twine(*credentials, str(dist(tmp_path, "demo")), str(dist(tmp_path, "acme_tools")))
     assert sorted(os.listdir(packages)) == ["acme_tools-1.0-py3-none-any.whl", "demo-1.0-py3-none-any.whl"]
@@ -165,6 +166,15 @@ def test_pip_installs_with_a_download_token_in_the_index_url(start_server, packa
         headers={"Authorization": f"Bearer {reader}"}, auth=False,
     )
     assert status == 403
+    # A token for one project downloads and lists that project only.
+    (packages / "other-1.0-py3-none-any.whl").write_bytes(wheel_bytes("other", "1.0")[1])
+    scoped, _ = create_token(tokens, "--project", "demo", "-a", "download,list")
+    assert poll(lambda: request(server, "GET", "/simple/other/", auth=("__token__", reader))[0] == 200)
+    for path in ("/simple/demo/", "/packages/demo-1.0-py3-none-any.whl", "/pypi/demo/json"):
+        assert request(server, "GET", path, auth=("__token__", scoped))[0] == 200, path
+    for path in ("/simple/other/", "/packages/other-1.0-py3-none-any.whl", "/pypi/Other/json"):
+        status, headers, body = request(server, "GET", path, auth=("__token__", scoped))
+        assert status == 403 and (b"'other'" in body or b"'Other'" in body), path
 
 
 def test_a_permissions_file_lets_alice_upload_demo_refuses_bob_and_is_read_again_when_edited(

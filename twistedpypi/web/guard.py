@@ -1,7 +1,8 @@
 """
 The guard in front of protected resources: it asks the access policy about
 the request (the password is checked in a thread), then renders the
-resource, or answers 401 with C{WWW-Authenticate}, or 403.
+resource, or answers 401 with C{WWW-Authenticate}, or 403 (the action is
+off, or the user or token may not do it to the project the path names).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET, Request
 
-from twistedpypi.auth import REALM, AccessPolicy, Principal, Verdict, basic_credentials, token_of
+from twistedpypi.auth import DOWNLOAD, LIST, REALM, AccessPolicy, Principal, Verdict, basic_credentials, token_of
+from twistedpypi.index.distfile import SIGNATURE_SUFFIX, parse_filename
 from twistedpypi.web.respond import error_page, render_later
 
 log = Logger()
@@ -117,6 +119,35 @@ def refuse(request: Request, verdict: Verdict, action: str) -> bytes:
     return error_page(request, 401, reason)
 
 
+_PROJECT_ROUTES = (b"simple", b"pypi", b"project")
+"""The routes whose first segment below them is a project's name."""
+
+
+def project_of(request: Request) -> str | None:
+    """
+    The project a download or listing is about, read from its path
+    (C{/simple/NAME/}, C{/pypi/NAME/json}, C{/project/NAME/},
+    C{/packages/FILE}), or L{None} for index-wide pages.
+    """
+    route = request.prepath[-1] if request.prepath else b""
+    segments = [segment for segment in request.postpath if segment]
+    if not segments:
+        return None
+    if route in _PROJECT_ROUTES:
+        name = segments[0]
+    elif route == b"packages":
+        name = segments[-1]
+        for suffix in (b".metadata", SIGNATURE_SUFFIX.encode("ascii")):
+            name = name.removesuffix(suffix)
+    else:
+        return None
+    text = name.decode("utf-8", "replace")[:200]
+    if route == b"packages":
+        dist = parse_filename(text)
+        return dist.project if dist is not None else text
+    return text
+
+
 _VERBS = {"update": "upload or remove", "download": "download files", "list": "list packages"}
 
 
@@ -145,5 +176,11 @@ class Guard(Resource):
         verdict = await authorize_request(self.policy, request, self.action)
         if verdict is not Verdict.ALLOWED:
             return refuse(request, verdict, self.action)
+        principal = principal_of(request)
+        project = project_of(request) if self.action in (DOWNLOAD, LIST) else None
+        if principal is not None and project is not None:
+            refusal = principal.refusal(self.action, project)
+            if refusal is not None:
+                return error_page(request, 403, "Forbidden", refusal)
         request.render(getChildForRequest(self.resource, request))
         return NOT_DONE_YET

@@ -41,7 +41,7 @@ def welcome_html(url: str, projects: int, files: int, policy: AccessPolicy | Non
     policy is C{policy} (L{None}: pypiserver's default, uploads off).
     """
     protected = policy.protected if policy is not None else frozenset({"update"})
-    has_passwords = policy is not None and policy.checker is not None
+    has_passwords = policy is not None and (policy.checker is not None or policy.tokens is not None)
     reading = {"list", "download"} & protected
     index_url = (_with_placeholder_credentials(url) if reading else url) + "/simple/"
     if reading:
