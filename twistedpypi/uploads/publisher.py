@@ -76,9 +76,10 @@ fixed phrases: twine prints the status line, uv the body.
 UPLOAD_REFUSED_BY_STATUS = 400
 """
 The status of an upload refused by the project's status: 400, as PyPI
-answers an upload it will not take.  twine prints the phrase whatever the
-code; uv prints the body of a 400 as what the server says, while it
-reports a 403 as a matter of permission, which it is not.
+answers an upload it will not take.  twine prints the status line's phrase
+under its error line ("400 Bad Request ... Project archived: it takes no
+new files"), uv the body after "Server says:"; a 403 would read as a
+question of credentials, which the per-project permissions answer.
 """
 
 _QUOTED_LENGTH = 100
