@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import base64
 import enum
-import errno
 import logging
-import os
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
@@ -25,16 +22,20 @@ from typing import TYPE_CHECKING, Callable
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twistedpypi.auth.permissions import Permissions, parse_permissions
 from twistedpypi.auth.tokens import TOKEN_USER, Token, Tokens, matches, parse_tokens
-from twistedpypi.auth.watched import FileUnavailable, WatchedFile
+from twistedpypi.auth.watched import (  # the limits are the password file's too
+    MAX_HUNG_READS,
+    READ_TIMEOUT,
+    FileUnavailable,
+    WatchedFile,
+    read_watched_file,
+)
 
 if TYPE_CHECKING:
     from passlib.apache import HtpasswdFile
@@ -51,7 +52,7 @@ REALM = "twistedpypi"
 UPDATE, DOWNLOAD, LIST = "update", "download", "list"
 
 
-class PasswordFileUnavailable(Exception):
+class PasswordFileUnavailable(FileUnavailable):
     """
     The password file cannot be read (it was removed, is broken, is not a
     regular file, or does not answer in time): no password can be checked,
@@ -59,68 +60,28 @@ class PasswordFileUnavailable(Exception):
     """
 
 
-READ_TIMEOUT = 5.0
-"""
-Seconds a request waits for the password file to be read before it is
-refused as unavailable.  A local file takes well under a millisecond; a
-network mount that takes this long is as good as down.
-"""
-
-MAX_HUNG_READS = 4
-"""
-Reads of the password file that may be hung at once (on a dead mount).
-While that many are, requests are refused at once instead of starting
-another; a hung read that ends frees its place.
-"""
-
-MAX_PASSWORD_FILE_SIZE = 16 * 1024 * 1024
-"""Bytes of password file read at most: some 200,000 bcrypt entries."""
-
-_READ_CHUNK = 1024 * 1024
-
-
-def _stamp_of(status: os.stat_result) -> tuple[int, int, int]:
-    """What tells a changed file: its modification time, size and inode."""
-    return (status.st_mtime_ns, status.st_size, status.st_ino)
-
-
 def read_password_file(path: str) -> tuple[tuple[int, int, int], HtpasswdFile]:
     """
-    Read and parse an htpasswd file.  Anything but a regular file is refused
-    at once: a FIFO or device put in its place would block the read for
-    ever.  Blocking, and on a dead network mount even a regular file's
-    status or read can hang: L{HtpasswdChecker} calls it in a daemon thread
-    of its own, with a timeout.
+    Read and parse an htpasswd file (see L{read_watched_file}: anything but
+    a regular file is refused at once).  Blocking, and can hang on a dead
+    network mount: L{HtpasswdChecker} calls it in a daemon thread of its
+    own, with a timeout.
 
     @return: the file's stamp (modification time, size, inode) and entries.
     @raise OSError: the file is missing, not a regular file, unreadable or
-        larger than L{MAX_PASSWORD_FILE_SIZE}.
+        too large.
     @raise ValueError: it is not an htpasswd file.
     """
     from passlib.apache import HtpasswdFile
 
-    from twistedpypi.fs import open_regular_descriptor
-
-    descriptor, _ = open_regular_descriptor(path)
-    try:
-        chunks, size = [], 0
-        while chunk := os.read(descriptor, _READ_CHUNK):
-            size += len(chunk)
-            if size > MAX_PASSWORD_FILE_SIZE:
-                raise OSError(errno.EFBIG, f"larger than {MAX_PASSWORD_FILE_SIZE} bytes", path)
-            chunks.append(chunk)
-        # After the read: a file changed meanwhile is read again next time.
-        status = os.fstat(descriptor)
-    finally:
-        os.close(descriptor)
-    return _stamp_of(status), HtpasswdFile.from_string(b"".join(chunks))
+    stamp, data = read_watched_file(path)
+    return stamp, HtpasswdFile.from_string(data)
 
 
 @dataclass(frozen=True)
 class _Passwords:
     """One reading of the password file, never changed once made."""
 
-    stamp: tuple[int, int, int]
     htpasswd: HtpasswdFile
     decoy: str | None
     """The hash a password for an unknown user is checked against."""
@@ -152,16 +113,6 @@ def _verify(passwords: _Passwords, username: str, password: str) -> bool:
         return False
 
 
-class _Read:
-    """One read of the password file under way, and the requests waiting for it."""
-
-    def __init__(self, generation: int) -> None:
-        self.generation = generation
-        self.waiters: list[Deferred[_Passwords]] = []
-        self.deadline: IDelayedCall | None = None
-        """Pending while requests wait; L{None} once the read is overdue or done."""
-
-
 @implementer(ICredentialsChecker)
 class HtpasswdChecker:
     """
@@ -176,15 +127,11 @@ class HtpasswdChecker:
     L{PasswordFileUnavailable} until it is back: a server never becomes
     open by losing its password file.
 
-    For a request, the file is looked at (and read if it changed) in a
-    daemon thread of its own, not the reactor's thread pool: a read that
-    hangs on a dead mount would hold a pool thread for good, and the
-    reactor joins its pool's threads when it stops, so the process would
-    never exit.  A hung read is abandoned at its deadline (the requests
-    waiting for it are refused), no lock is held while it hangs, and
-    requests arriving meanwhile start another read, up to
-    L{MAX_HUNG_READS}.  Passwords are then verified in the reactor's
-    thread pool: bcrypt is slow, but never hangs.
+    The file is a L{WatchedFile}: looked at, and read if it changed, in a
+    daemon thread of its own with a deadline, never in the reactor's
+    thread pool (a read hung on a dead mount would keep the process from
+    exiting).  Passwords are then verified in the reactor's thread pool:
+    bcrypt is slow, but never hangs.
 
     A user name the file does not know costs the same time as a wrong
     password (a password is verified against the file's first entry), so
@@ -200,51 +147,14 @@ class HtpasswdChecker:
     def __init__(self, path: str, reactor=None, read_timeout: float = READ_TIMEOUT) -> None:
         self.path = path
         self.read_timeout = read_timeout
-        self._reactor = reactor
-        self._passwords: _Passwords | None = None
-        self._unavailable: str | None = None
-        self._reads_started = 0
-        self._newest_outcome = 0
-        """The generation of the newest read whose outcome the checker took."""
-        self._current: _Read | None = None
-        self._hung = 0
-
-    def _read_if_changed(self, known: tuple[int, int, int] | None) -> tuple | None:
-        """
-        The file's stamp and entries, or L{None} if its stamp is still
-        C{known}.  Blocking, and can hang.
-        """
-        if known is not None and _stamp_of(os.stat(self.path)) == known:
-            return None
-        return read_password_file(self.path)
-
-    def _known_stamp(self) -> tuple[int, int, int] | None:
-        """The stamp of the file read last, if it is still good to use."""
-        if self._passwords is None or self._unavailable is not None:
-            return None
-        return self._passwords.stamp
-
-    def _took(self, outcome: tuple | None) -> None:
-        """The file was read (C{outcome}), or found unchanged (L{None})."""
-        if outcome is not None:
-            stamp, htpasswd = outcome
-            if self._passwords is not None:
-                log.info("read the password file {path} again", path=self.path)
-            users = htpasswd.users()
-            decoy = htpasswd.get_hash(users[0]) if users else None
-            self._passwords = _Passwords(stamp, htpasswd, decoy)
-        self._unavailable = None
-
-    def _lost(self, reason: str) -> None:
-        """The file could not be read: refuse until it is read again."""
-        if self._unavailable is None:
-            log.error(
-                "cannot read the password file {path}: {error}; refusing every"
-                " protected action until it is back",
-                path=self.path,
-                error=reason,
-            )
-        self._unavailable = reason
+        self._file: WatchedFile[_Passwords] = WatchedFile(
+            path,
+            "password file",
+            read=_read_passwords,
+            reactor=reactor,
+            read_timeout=read_timeout,
+            unavailable=PasswordFileUnavailable,
+        )
 
     def load(self) -> None:
         """
@@ -256,15 +166,7 @@ class HtpasswdChecker:
         @raise ValueError: it is not an htpasswd file, and never was.
         @raise PasswordFileUnavailable: it cannot be read any more.
         """
-        try:
-            outcome = self._read_if_changed(self._known_stamp())
-        except (OSError, ValueError) as error:
-            if self._passwords is None:
-                raise
-            reason = getattr(error, "strerror", None) or str(error)
-            self._lost(reason)
-            raise PasswordFileUnavailable(reason) from None
-        self._took(outcome)
+        self._file.load()
 
     def check_password(self, username: str, password: str) -> bool:
         """
@@ -275,78 +177,7 @@ class HtpasswdChecker:
 
         @raise PasswordFileUnavailable: the file is gone or unreadable.
         """
-        self.load()
-        return _verify(self._passwords, username, password)
-
-    def _fresh(self) -> Deferred[_Passwords]:
-        """
-        The entries of the file as it is now: the read under way (or a new
-        one) when it ends, or L{PasswordFileUnavailable} when it does not
-        end within C{read_timeout} seconds or cannot be read.
-        """
-        if self._current is None:
-            if self._hung >= MAX_HUNG_READS:
-                return fail(PasswordFileUnavailable(f"{self._hung} reads of it are hung"))
-            self._current = self._start_read()
-        waiter: Deferred[_Passwords] = Deferred()
-        self._current.waiters.append(waiter)
-        return waiter
-
-    def _start_read(self) -> _Read:
-        """Read the file if it changed, in a daemon thread."""
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
-        reactor = self._reactor
-        self._reads_started += 1
-        read = _Read(self._reads_started)
-        known = self._known_stamp()
-        read.deadline = reactor.callLater(self.read_timeout, self._overdue, read)
-
-        def run() -> None:
-            try:
-                outcome = self._read_if_changed(known)
-            except Exception:
-                # Whatever went wrong, the waiting requests get their answer.
-                outcome = Failure()
-            reactor.callFromThread(self._finished, read, outcome)
-
-        threading.Thread(target=run, name="password file reader", daemon=True).start()
-        return read
-
-    def _overdue(self, read: _Read) -> None:
-        """The read did not end in time: refuse who waits, and let it hang."""
-        read.deadline = None
-        self._current = None
-        self._hung += 1
-        reason = f"no answer within {self.read_timeout:g} seconds"
-        self._lost(reason)
-        waiters, read.waiters = read.waiters, []
-        for waiter in waiters:
-            waiter.errback(PasswordFileUnavailable(reason))
-
-    def _finished(self, read: _Read, outcome: tuple | None | Failure) -> None:
-        """A read ended, in time or not: take its outcome unless a newer read's is in."""
-        if read.deadline is None:
-            self._hung -= 1
-        else:
-            read.deadline.cancel()
-            read.deadline = None
-            self._current = None
-        if read.generation > self._newest_outcome:
-            self._newest_outcome = read.generation
-            if isinstance(outcome, Failure):
-                error = outcome.value
-                self._lost(getattr(error, "strerror", None) or str(error))
-            else:
-                self._took(outcome)
-        waiters, read.waiters = read.waiters, []
-        for waiter in waiters:
-            if self._unavailable is None:
-                waiter.callback(self._passwords)
-            else:
-                waiter.errback(PasswordFileUnavailable(self._unavailable))
+        return _verify(self._file.load(), username, password)
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:
         """
@@ -369,7 +200,17 @@ class HtpasswdChecker:
                 raise UnauthorizedLogin()
             return username
 
-        return self._fresh().addCallback(check).addCallback(verdict)
+        return self._file.fresh().addCallback(check).addCallback(verdict)
+
+
+def _read_passwords(path: str) -> tuple[tuple[int, int, int], _Passwords]:
+    """
+    L{read_password_file}, with the hash a password for an unknown user is
+    checked against.  Blocking, and can hang.
+    """
+    stamp, htpasswd = read_password_file(path)
+    users = htpasswd.users()
+    return stamp, _Passwords(htpasswd, htpasswd.get_hash(users[0]) if users else None)
 
 
 def basic_credentials(authorization: bytes | None) -> UsernamePassword | None:

@@ -80,24 +80,43 @@ class WatchedFile(Generic[Parsed]):
     """
     A file parsed by C{parse} (blocking, in the reading thread), read again
     whenever its modification time, size or inode changes.  If it cannot be
-    read or parsed, L{fresh} fails with L{FileUnavailable} until it can.
+    read or parsed, L{fresh} fails with C{unavailable} until it can: what
+    the file grants is refused meanwhile, never opened up.
+
+    For a request, the file is looked at (and read if it changed) in a
+    daemon thread of its own, not the reactor's thread pool: a read that
+    hangs on a dead mount would hold a pool thread for good, and the
+    reactor joins its pool's threads when it stops, so the process would
+    never exit.  A hung read is abandoned at its deadline (the requests
+    waiting for it are refused), no lock is held while it hangs, and
+    requests arriving meanwhile start another read, up to
+    L{MAX_HUNG_READS}.
 
     @param what: what the file is, for the log ("tokens file").
     @param parse: bytes to the parsed contents; raises L{ValueError} on a
         broken file.
+    @param read: instead of C{parse}, the path to the file's stamp and
+        parsed contents (blocking).
+    @param reactor: what times reads and takes their results; the global
+        reactor when not given (looked up on first use, so that making one
+        while parsing options installs none).
     """
 
     def __init__(
         self,
         path: str,
         what: str,
-        parse: Callable[[bytes], Parsed],
+        parse: Callable[[bytes], Parsed] | None = None,
         reactor=None,
         read_timeout: float = READ_TIMEOUT,
+        read: Callable[[str], tuple[tuple[int, int, int], Parsed]] | None = None,
+        unavailable: type[FileUnavailable] = FileUnavailable,
     ) -> None:
         self.path = path
         self.what = what
         self.parse = parse
+        self.read = read
+        self.unavailable = unavailable
         self.read_timeout = read_timeout
         self._reactor = reactor
         self._parsed: Parsed | None = None
@@ -112,6 +131,8 @@ class WatchedFile(Generic[Parsed]):
         """The stamp and parsed contents, or L{None} if unchanged.  Blocking."""
         if known is not None and _stamp_of(os.stat(self.path)) == known:
             return None
+        if self.read is not None:
+            return self.read(self.path)
         stamp, data = read_watched_file(self.path)
         return stamp, self.parse(data)
 
@@ -137,12 +158,23 @@ class WatchedFile(Generic[Parsed]):
 
     def load(self) -> Parsed:
         """
-        Read the file now, in this thread.  Blocking: for start-up.
+        The file's contents, read now in this thread if it changed since
+        last read.  Blocking: for start-up, and for checks outside the
+        reactor.
 
-        @raise OSError: it cannot be read.
-        @raise ValueError: it cannot be parsed.
+        @raise OSError: it cannot be read, and never could be.
+        @raise ValueError: it cannot be parsed, and never could be.
+        @raise FileUnavailable: (C{unavailable}) it cannot be read any more.
         """
-        self._took(self._read_if_changed(None))
+        try:
+            outcome = self._read_if_changed(self._known_stamp())
+        except (OSError, ValueError) as error:
+            if self._stamp is None:
+                raise
+            reason = getattr(error, "strerror", None) or str(error)
+            self._lost(reason)
+            raise self.unavailable(reason) from None
+        self._took(outcome)
         return self._parsed
 
     def fresh(self) -> Deferred[Parsed]:
@@ -152,7 +184,7 @@ class WatchedFile(Generic[Parsed]):
         """
         if self._current is None:
             if self._hung >= MAX_HUNG_READS:
-                return fail(FileUnavailable(f"{self._hung} reads of it are hung"))
+                return fail(self.unavailable(f"{self._hung} reads of it are hung"))
             self._current = self._start_read()
         waiter: Deferred[Parsed] = Deferred()
         self._current.waiters.append(waiter)
@@ -187,7 +219,7 @@ class WatchedFile(Generic[Parsed]):
         self._lost(reason)
         waiters, read.waiters = read.waiters, []
         for waiter in waiters:
-            waiter.errback(FileUnavailable(reason))
+            waiter.errback(self.unavailable(reason))
 
     def _finished(self, read: _Read, outcome: tuple | None | Failure) -> None:
         if read.deadline is None:
@@ -208,4 +240,4 @@ class WatchedFile(Generic[Parsed]):
             if self._unavailable is None:
                 waiter.callback(self._parsed)
             else:
-                waiter.errback(FileUnavailable(self._unavailable))
+                waiter.errback(self.unavailable(self._unavailable))
