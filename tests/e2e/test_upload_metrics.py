@@ -15,6 +15,7 @@ from twisted.internet import reactor
 
 from tests.distributions import wheel_bytes, write
 from tests.indexing import config_for
+from tests.metrics_text import parse_metrics
 from twistedpypi.index.model import PackageIndex
 from twistedpypi.metrics import Metrics
 from twistedpypi.scan.watcher import PackageWatcher
@@ -40,15 +41,6 @@ def removal_body(name, version):
 
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 FORM = "application/x-www-form-urlencoded"
-
-
-def parse_metrics(text):
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
 
 
 @pytest.fixture

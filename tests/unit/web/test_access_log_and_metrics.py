@@ -17,6 +17,7 @@ from twisted.web.http_headers import Headers
 
 from tests.distributions import wheel_bytes, write
 from tests.indexing import ReadyWatcher, config_for, index_directory
+from tests.metrics_text import parse_metrics
 from twistedpypi.metrics import Metrics, render_prometheus
 from twistedpypi.process.drain import DrainService, InFlight
 from twistedpypi.web.root import Root
@@ -52,15 +53,6 @@ async def fetch(site, path, headers=None, method=b"GET"):
     agent = Agent(reactor)
     response = await agent.request(method, (site.base + path).encode(), Headers(headers or {}))
     return response, await readBody(response)
-
-
-def parse_metrics(text):
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
 
 
 @pytest_twisted.ensureDeferred
