@@ -18,7 +18,7 @@ from tests.clients import run
 from tests.distributions import sdist_bytes, write
 from tests.forms import form_body, post, twine
 from tests.passwords import PASSWORD, USER, make_htpasswd
-from tests.waiting import wait_for
+from tests.waiting import until
 
 
 def everything_in(directory):
@@ -74,7 +74,7 @@ def test_twine_register_succeeds_on_an_open_server_and_stores_nothing(open_serve
     registered = twine_register(open_server, sdist, "-u", "anyone", "-p", "anything")
     assert registered.returncode == 0, registered.stdout + registered.stderr
     assert everything_in(packages) == []
-    assert wait_for(lambda: "ignored :action submit" in open_server.log())
+    assert until(lambda: "ignored :action submit" in open_server.log())
 
 
 def test_twine_register_with_the_password_succeeds_and_stores_nothing(protected_server, packages, sdist):
@@ -144,8 +144,8 @@ def test_twine_upload_twice_with_overwrite_logs_replaced(start_server, packages,
     second = write(tmp_path / "second", (filename, data + b"\0" * 512))
     credentials = ("--repository-url", server.url + "/", "-u", "anyone", "-p", "anything")
     twine(*credentials, str(first))
-    assert wait_for(lambda: f"stored {filename}" in server.log())
+    assert until(lambda: f"stored {filename}" in server.log())
     assert f"replaced {filename}" not in server.log()
     twine(*credentials, str(second))
-    assert wait_for(lambda: f"replaced {filename}" in server.log())
+    assert until(lambda: f"replaced {filename}" in server.log())
     assert (packages / filename).read_bytes() == data + b"\0" * 512

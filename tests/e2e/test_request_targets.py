@@ -30,13 +30,6 @@ def in_flight(server) -> int:
     return int(float(re.search(r"^twistedpypi_http_requests_in_flight (\S+)$", metrics, re.M).group(1)))
 
 
-def wait_for(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def open_server(packages, start_server):
     write(packages, wheel_bytes("demo", "1.0"))

@@ -28,6 +28,7 @@ from tests.forms import (
     upload_form,
 )
 from tests.passwords import HTPASSWD, PASSWORD, USER, make_htpasswd
+from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(HTPASSWD is None, reason="htpasswd (apache2-utils) is not installed")
 
@@ -41,16 +42,6 @@ def uv() -> str:
 def listing(directory):
     """Every name in the directory, hidden ones included."""
     return sorted(os.listdir(directory))
-
-
-def wait_for(condition, timeout=10.0):
-    """Poll until C{condition()} is true; whether it became so."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -360,8 +351,8 @@ def test_a_client_that_disconnects_mid_upload_leaves_no_file(protected_server, p
             f"Authorization: {auth_header()}\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         connection.sendall(head + body[: len(body) // 2])
-        assert wait_for(lambda: any(name.startswith(".upload-") for name in listing(packages)))
-    assert wait_for(lambda: listing(packages) == [], 5)
+        assert until(lambda: any(name.startswith(".upload-") for name in listing(packages)))
+    assert until(lambda: listing(packages) == [], 5)
     assert fetch(protected_server.url + "/simple/demo/")[0] == 404
 
 
@@ -396,7 +387,7 @@ def test_a_server_killed_mid_upload_leaves_no_partial_file_after_restart(start_s
             temporary = [name for name in listing(packages) if name.startswith(".upload-")]
             return os.path.getsize(packages / temporary[0]) if temporary else 0
 
-        assert wait_for(lambda: temporary_size() >= 2 * 1024 * 1024)
+        assert until(lambda: temporary_size() >= 2 * 1024 * 1024)
         server.process.kill()
         server.process.wait()
     leftovers = set(listing(packages)) - set(earlier)
@@ -429,7 +420,7 @@ def test_a_server_stopped_mid_upload_deletes_the_partial_file(start_server, pack
             ).encode()
             + body[: len(body) // 2]
         )
-        assert wait_for(lambda: listing(packages))
+        assert until(lambda: listing(packages))
         server.stop()  # SIGTERM
     assert listing(packages) == []
 

@@ -65,9 +65,14 @@ def test_another_process_lists_what_this_one_would(packages):
     assert max(len(entries) for _, entries in parts) == PART_ENTRIES
 
 
-def test_a_listing_process_that_fails_gives_no_listing(packages, monkeypatch):
+def test_a_listing_process_that_fails_gives_no_listing(packages, tmp_path, monkeypatch):
     fill(packages)
-    monkeypatch.setattr(sys, "executable", "/bin/false")
+    # It takes what it is sent, then fails without listing: reading after
+    # the send, it cannot be gone before the send (as /bin/false could be).
+    failing = tmp_path / "failing-python"
+    failing.write_text("#!/bin/sh\nhead -c 1 >/dev/null\nexit 1\n")
+    failing.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(failing))
     with pytest.raises(ListingLost):
         taken(EarlyListing.start([str(packages)], [str(packages)]).result())
 
