@@ -32,6 +32,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
 from twisted.web.http_headers import Headers
 
 from twistedpypi.config import DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TTL
+from twistedpypi.fs import temporary_tag
 from twistedpypi.index.model import Page
 from twistedpypi.proxy.fetch import (
     FileDownload,
@@ -184,8 +185,9 @@ def _write_atomically(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     directory, filename = os.path.split(path)
     # Named like a download's temporary file, so the start-up sweep removes
-    # it if this process dies before the rename.
-    temporary = os.path.join(directory, f".{filename}.{os.getpid()}.part")
+    # it if this process dies before the rename; by node and process, so
+    # that no two writers on a shared cache write one temporary file.
+    temporary = os.path.join(directory, f".{filename}.{temporary_tag()}.part")
     with open(temporary, "wb") as stream:
         stream.write(data)
     os.replace(temporary, path)

@@ -24,7 +24,7 @@ import struct
 import tempfile
 from typing import Iterable
 
-from twistedpypi.fs import process_is_gone
+from twistedpypi.fs import is_leftover, temporary_tag
 from twistedpypi.index.distfile import distribution_name
 from twistedpypi.index.metadatastore import PLACE_SHIFT, MetadataStore, place, unpack
 from twistedpypi.index.model import DistributionFile, FilesByPath
@@ -118,7 +118,7 @@ def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     _remove_abandoned(directory)
-    descriptor, temporary = tempfile.mkstemp(prefix=f"{_TEMPORARY_PREFIX}{os.getpid()}-", dir=directory)
+    descriptor, temporary = tempfile.mkstemp(prefix=f"{_TEMPORARY_PREFIX}{temporary_tag()}-", dir=directory)
     try:
         # The entries come after the metadata but are made alongside it:
         # they wait in a second, anonymous file rather than in memory.
@@ -158,15 +158,18 @@ def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
 def _remove_abandoned(directory: str) -> None:
     """
     Delete the half-written caches of processes that died writing them
-    (several servers may share a cache: only the dead ones' are deleted).
+    (several servers, on several nodes, may share a cache: only the dead
+    ones' are deleted, see L{is_leftover}).
     """
     for name in os.listdir(directory):
         if not name.startswith(_TEMPORARY_PREFIX):
             continue
-        pid = name[len(_TEMPORARY_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and process_is_gone(int(pid)):
+        # mkstemp's random part, after the last "-", has no "-" in it.
+        tag = name[len(_TEMPORARY_PREFIX) :].rpartition("-")[0]
+        path = os.path.join(directory, name)
+        if is_leftover(tag, path):
             try:
-                os.unlink(os.path.join(directory, name))
+                os.unlink(path)
             except OSError:
                 pass
 

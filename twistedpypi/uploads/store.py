@@ -2,7 +2,7 @@
 The upload store: an upload streamed into a hidden temporary file beside
 its final name, verified, then claimed with link(2) so that it appears
 whole or not at all; signatures stored beside their file; removals; and the
-temporary files of dead processes reclaimed.  Blocking functions, for
+temporary files of dead processes of this node reclaimed.  Blocking functions, for
 threads.
 """
 
@@ -12,7 +12,7 @@ import hashlib
 import os
 from typing import Iterable
 
-from twistedpypi.fs import current_umask, fsync_directory, process_is_gone
+from twistedpypi.fs import current_umask, fsync_directory, is_leftover, temporary_tag
 from twistedpypi.index.distfile import (
     SIGNATURE_SUFFIX,
 )
@@ -21,6 +21,9 @@ from twistedpypi.scan.describe import READ_CHUNK, file_digests
 
 UPLOAD_PREFIX = ".upload-"
 """Temporary upload files start so: hidden, so scans and watchers skip them."""
+
+UPLOAD_SUFFIX = ".tmp"
+"""And end so."""
 
 
 def new_hash(name: str):
@@ -44,16 +47,18 @@ class TemporaryUpload:
     will be stored in (so storing it is a rename on one file system),
     hashed as it is written.
 
-    The name carries this process's id, so a later start can tell the
-    leftovers of a killed server (L{remove_stale_uploads}).  Blocking: call
-    every method in a thread, one at a time.
+    The name carries this process's node and id (C{.upload-<tag>-XXXXXXXX.tmp},
+    see L{temporary_tag}), so that a later start on the same node can tell
+    the leftovers of a killed server, and no other node takes them for its
+    own (L{remove_stale_uploads}).  Blocking: call every method in a thread,
+    one at a time.
     """
 
     def __init__(self, directory: str, algorithms: Iterable[str] = ("sha256",)) -> None:
         import tempfile
 
         fd, self.path = tempfile.mkstemp(
-            prefix=f"{UPLOAD_PREFIX}{os.getpid()}-", suffix=".tmp", dir=directory
+            prefix=f"{UPLOAD_PREFIX}{temporary_tag()}-", suffix=UPLOAD_SUFFIX, dir=directory
         )
         # mkstemp makes the file private; a stored upload is as readable
         # as any file this process creates.
@@ -213,10 +218,11 @@ def remove_files(paths: list[str]) -> list[str]:
 
 def remove_stale_uploads(directory: str) -> list[str]:
     """
-    Delete the temporary files of uploads whose server process is gone (it
-    was killed mid-upload).  Call it before this process receives any
-    upload: files bearing its own process id are leftovers too (a container
-    restarts as pid 1 every time).
+    Delete the temporary files of uploads this node's servers were taking
+    when they were killed, and any node's abandoned ones (see
+    L{is_leftover}); another node's live uploads are left alone.  Call it
+    before this process receives any upload: files bearing its own process
+    id are leftovers too (a container restarts as pid 1 every time).
 
     @return: the paths deleted.
     """
@@ -226,16 +232,16 @@ def remove_stale_uploads(directory: str) -> list[str]:
     except OSError:
         return removed
     for name in entries:
-        if not (name.startswith(UPLOAD_PREFIX) and name.endswith(".tmp")):
+        if not (name.startswith(UPLOAD_PREFIX) and name.endswith(UPLOAD_SUFFIX)):
             continue
-        pid = name[len(UPLOAD_PREFIX):].split("-", 1)[0]
-        if not pid.isdigit():
+        # mkstemp's random part, after the last "-", has no "-" in it.
+        tag = name[len(UPLOAD_PREFIX) : -len(UPLOAD_SUFFIX)].rpartition("-")[0]
+        path = os.path.join(directory, name)
+        if not is_leftover(tag, path, at_start=True):
             continue
-        if int(pid) != os.getpid() and not process_is_gone(int(pid)):
-            continue  # another server is writing it
         try:
-            os.unlink(os.path.join(directory, name))
-            removed.append(os.path.join(directory, name))
+            os.unlink(path)
+            removed.append(path)
         except OSError:
             pass
     return removed

@@ -494,6 +494,7 @@ def test_unfinished_downloads_are_swept_away(tmp_path):
 
 
 def test_a_page_or_metadata_file_left_unfinished_by_a_crash_is_swept_away(tmp_path, monkeypatch):
+    from twistedpypi.fs import temporary_tag
     from twistedpypi.proxy.upstream import _write_atomically, sweep_temporaries
 
     def crash(source, destination):
@@ -504,6 +505,9 @@ def test_a_page_or_metadata_file_left_unfinished_by_a_crash_is_swept_away(tmp_pa
         with pytest.raises(KeyboardInterrupt):
             _write_atomically(str(tmp_path / "p" / name), b"data")
     monkeypatch.undo()
+    # Named by node and process: no two servers on one cache write one file.
+    tag = temporary_tag()
+    assert sorted(os.listdir(tmp_path / "p")) == [f"..project.json.{tag}.part", f".p-1.0.tar.gz.metadata.{tag}.part"]
     assert sweep_temporaries(str(tmp_path)) == 2
     assert os.listdir(tmp_path / "p") == []
 

@@ -172,3 +172,24 @@ def test_a_scan_gives_an_unchanged_file_as_its_description_and_a_changed_one_as_
     assert found.files[same] is described[same]
     assert isinstance(found.files[changed], FileState) and found.files[changed].mtime_ns == 5
     assert found.files[changed].dist is described[changed].dist
+
+
+def test_a_save_deletes_half_written_caches_of_this_nodes_dead_processes_only(packages, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from twistedpypi.fs import NODE_NAME_VARIABLE
+
+    monkeypatch.setenv(NODE_NAME_VARIABLE, "node-a")
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    dead = process.pid
+    write(packages, wheel_bytes("demo", "1.0"))
+    index = index_directory(packages)
+    directory = tmp_path / "caches"
+    directory.mkdir()
+    kept = {f".describe-cache-node-b_{dead}-abc_1234", f".describe-cache-node-a_{os.getpid()}-abc_1234"}
+    for name in kept | {f".describe-cache-node-a_{dead}-abc_1234", f".describe-cache-{dead}-abc_1234"}:
+        (directory / name).write_bytes(b"half")
+    describecache.save(str(directory / "cache"), list(index.files_by_path.values()), index.metadata_of)
+    assert set(os.listdir(directory)) == kept | {"cache"}
