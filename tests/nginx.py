@@ -1,5 +1,6 @@
 """
-nginx in front of a running server, as the shipped configuration sets it up.
+nginx in front of a running server, or of several nodes, as the shipped
+configurations set it up.
 """
 
 import os
@@ -14,18 +15,44 @@ from tests.server import REPO, free_port
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
+REPLICAS_TEMPLATE = "nginx-replicas-test.conf.template"
+"""The locations of init/nginx-replicas.conf, in front of several nodes."""
+
 
 class Nginx:
     """nginx running the test template in its own directory."""
 
-    def __init__(self, directory, upstream_port: int, packages) -> None:
+    def __init__(
+        self,
+        directory,
+        upstream_port: int | list[int],
+        packages,
+        template: str = "nginx-test.conf.template",
+        protected_downloads: bool = False,
+    ) -> None:
+        """
+        Start nginx with C{init/<template>} in C{directory}.
+
+        @param upstream_port: the port of the one server, or the ports of the
+            nodes (L{REPLICAS_TEMPLATE} balances between them).
+        @param protected_downloads: whether nginx asks a node to check the
+            credentials before it serves a file from disk (the C{auth_request}
+            line of the replicas configuration).
+        """
         self.directory = directory
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        template = (REPO / "init" / "nginx-test.conf.template").read_text()
+        ports = upstream_port if isinstance(upstream_port, list) else [upstream_port]
+        template = (REPO / "init" / template).read_text()
         for placeholder, value in {
             "@LISTEN_PORT@": str(self.port),
-            "@UPSTREAM_PORT@": str(upstream_port),
+            "@UPSTREAM_PORT@": str(ports[0]),
+            "@UPSTREAM_SERVERS@": " ".join(
+                f"server 127.0.0.1:{port} max_fails=2 fail_timeout=5s;" for port in ports
+            ),
+            "@DOWNLOAD_AUTH@": (
+                "auth_request /twistedpypi-download-check;" if protected_downloads else "# downloads are public"
+            ),
             "@PACKAGES_DIR@": str(packages),
             "@TMP_DIR@": str(directory),
         }.items():
