@@ -3,9 +3,10 @@ The ceiling for any Twisted web application on this machine: a C{Site} whose one
 resource answers every GET with the same 3 KB page.
 
 It logs each request to stdout the way C{twistd -n} does, so that the only difference
-from twistedpypi is the application itself.
+from twistedpypi is the application itself; with C{--no-log} it logs nothing, to
+compare with twistedpypi's C{--no-access-log}.
 
-usage: python bench/bare_site.py PORT
+usage: python bench/bare_site.py PORT [--no-log]
 """
 
 import sys
@@ -28,12 +29,20 @@ class ConstantPage(Resource):
         return PAGE
 
 
-def main(port: int) -> None:
+class SilentSite(Site):
+    """A C{Site} that writes no access log."""
+
+    def log(self, request) -> None:
+        pass
+
+
+def main(port: int, access_log: bool = True) -> None:
     """Serve L{ConstantPage} on 127.0.0.1:C{port} until killed."""
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
-    reactor.listenTCP(port, Site(ConstantPage()), interface="127.0.0.1")
+    site = (Site if access_log else SilentSite)(ConstantPage())
+    reactor.listenTCP(port, site, interface="127.0.0.1")
     reactor.run()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), access_log="--no-log" not in sys.argv[2:])

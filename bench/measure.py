@@ -39,7 +39,7 @@ local i = 0
 
 function init(args)
   for n, path in ipairs(paths) do
-    local headers = {{["Accept-Encoding"] = "gzip"}}
+    local headers = {headers}
     if etags[n] then headers["If-None-Match"] = etags[n] end
     requests[n] = wrk.format("GET", path, headers)
   end
@@ -50,6 +50,21 @@ function request()
   return requests[i]
 end
 """
+
+
+ACCEPTS_GZIP = {"Accept-Encoding": "gzip"}
+"""The benchmark's usual request headers: gzip accepted, as pip and uv do."""
+
+PIP_HEADERS = {
+    "Accept-Encoding": "gzip, deflate",
+    "Accept": "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01",
+}
+"""What pip sends with each index page request (pip 23 and later)."""
+
+
+def _lua_table(headers: dict[str, str]) -> str:
+    """A Lua table literal of ASCII header names and values."""
+    return "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()) + "}"
 
 
 def _lua_list(strings: list[str]) -> str:
@@ -65,13 +80,18 @@ def wrk(
     scratch: Path,
     etags: list[str] | None = None,
     connections: int = 32,
+    headers: dict[str, str] | None = None,
 ) -> WrkResult:
     """
     Drive C{url} with one wrk thread and C{connections} connections for C{duration}
     seconds, cycling through C{paths} (each with its C{If-None-Match}, if given).
+
+    @param headers: the request headers of every request; by default
+        L{ACCEPTS_GZIP}.
     """
     script = scratch / "cycle.lua"
-    script.write_text(LUA.format(paths=_lua_list(paths), etags=_lua_list(etags or [])))
+    script.write_text(LUA.format(paths=_lua_list(paths), etags=_lua_list(etags or []),
+                                 headers=_lua_table(ACCEPTS_GZIP if headers is None else headers)))
     done = subprocess.run(
         [wrk_binary, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
          "-s", str(script), url],

@@ -261,13 +261,16 @@ def with_arguments(spec: ServerSpec, *extra: str) -> ServerSpec:
     return replace(spec, argv=lambda port, packages, scratch: [*spec.argv(port, packages, scratch), *extra])
 
 
-def bare_twisted() -> ServerSpec:
-    """The constant-page Twisted C{Site} of C{bare_site.py}."""
+def bare_twisted(access_log: bool = True) -> ServerSpec:
+    """
+    The constant-page Twisted C{Site} of C{bare_site.py}, with Twisted's own
+    access log or (C{access_log=False}) none.
+    """
 
     def argv(port: int, packages: PackageDir, scratch: Path) -> list[str]:
-        return [sys.executable, str(BENCH / "bare_site.py"), str(port)]
+        return [sys.executable, str(BENCH / "bare_site.py"), str(port), *([] if access_log else ["--no-log"])]
 
-    return ServerSpec("bare Twisted", argv, indexes=False)
+    return ServerSpec("bare Twisted" if access_log else "bare Twisted, no log", argv, indexes=False)
 
 
 def render_static(packages: PackageDir, root: Path) -> None:
