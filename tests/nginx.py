@@ -29,6 +29,7 @@ class Nginx:
         packages,
         template: str = "nginx-test.conf.template",
         protected_downloads: bool = False,
+        buffered_log: bool = False,
     ) -> None:
         """
         Start nginx with C{init/<template>} in C{directory}.
@@ -38,12 +39,19 @@ class Nginx:
         @param protected_downloads: whether nginx asks a node to check the
             credentials before it serves a file from disk (the C{auth_request}
             line of the replicas configuration).
+        @param buffered_log: whether the access log is written 64 KiB at a
+            time, as the benchmark's static nginx writes it, rather than line
+            by line for the tests to read at once.
         """
         self.directory = directory
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         ports = upstream_port if isinstance(upstream_port, list) else [upstream_port]
         template = (REPO / "init" / template).read_text()
+        if buffered_log:
+            line = "access_log @TMP_DIR@/access.log;"
+            assert line in template
+            template = template.replace(line, "access_log @TMP_DIR@/access.log combined buffer=64k;")
         for placeholder, value in {
             "@LISTEN_PORT@": str(self.port),
             "@UPSTREAM_PORT@": str(ports[0]),
