@@ -12,6 +12,12 @@ C{marshal} chunks of L{CHUNK_ENTRIES}, so that loading makes no more
 short-lived objects at a time than one chunk's (which would otherwise stay
 in the process's memory as fragmentation), and metadata is streamed
 straight into the L{MetadataStore} without passing through the heap.
+
+A save in a server runs in a thread beside the reactor and would take the
+interpreter from it for as long as it runs (halving the pages served
+meanwhile): it works in slices of L{SLICE} seconds and sleeps between them,
+so that it holds the interpreter for at most L{BACKGROUND_SHARE} of the time,
+and takes that much longer, until L{hurry} says the process is stopping.
 Blocking: call from a thread.
 """
 
@@ -22,7 +28,9 @@ import marshal
 import os
 import struct
 import tempfile
-from typing import Iterable
+import threading
+import time
+from typing import Callable, Iterable
 
 from twistedpypi.fs import is_leftover, temporary_tag
 from twistedpypi.index.distfile import distribution_name
@@ -35,6 +43,29 @@ _CHUNK_LENGTH = struct.Struct("<I")
 CHUNK_ENTRIES = 1000
 _COPY_SIZE = 1024 * 1024
 _TEMPORARY_PREFIX = ".describe-cache-"
+
+BACKGROUND_SHARE = 0.05
+"""
+The share of the time a save off the main thread may work: the rest it
+sleeps, leaving the interpreter to the reactor.  (A 100,000-file save
+takes a quarter of a second of work, so about five seconds in all.)
+"""
+
+SLICE = 0.002
+"""
+Seconds a paced save works before it sleeps: what a request may wait for
+the interpreter at most while a save runs.
+"""
+
+_HURRY = threading.Event()
+
+
+def hurry() -> None:
+    """
+    Let every save, under way or to come, work without pausing: the process
+    is stopping, and waits for them.  Safe from any thread.
+    """
+    _HURRY.set()
 
 
 def _digest() -> "hashlib._Hash":
@@ -108,13 +139,20 @@ def _file(entry: tuple, base: int, metadata: bytes | None) -> DistributionFile:
     )
 
 
-def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
+def save(path: str, files: Iterable[DistributionFile], metadata_of, share: float | None = None) -> None:
     """
     Replace the cache with these descriptions, atomically.
 
     @param metadata_of: reads a file's metadata (L{PackageIndex.metadata_of}).
+    @param share: the share of the time the save may work, sleeping the
+        rest (see L{Pacer}); by default L{BACKGROUND_SHARE} off the main
+        thread (in a server, beside the reactor), and all of it on the main
+        thread (a process that does nothing else meanwhile).
     @raise OSError: when the cache cannot be written.
     """
+    if share is None:
+        share = 1.0 if threading.current_thread() is threading.main_thread() else BACKGROUND_SHARE
+    pace = Pacer(share)
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     _remove_abandoned(directory)
@@ -137,6 +175,7 @@ def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
                     hasher.update(metadata)
                     metadata_length += len(metadata)
                 chunk.append(_entry(dist, where))
+                pace()
                 if len(chunk) == CHUNK_ENTRIES:
                     entries.write(_chunk(chunk))
                     chunk = []
@@ -147,12 +186,48 @@ def save(path: str, files: Iterable[DistributionFile], metadata_of) -> None:
             while block := entries.read(_COPY_SIZE):
                 hasher.update(block)
                 stream.write(block)
+                pace()
             stream.seek(len(FORMAT))
             stream.write(_HEADER.pack(metadata_length, entries_length, hasher.digest()))
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+class Pacer:
+    """
+    Sleeps, when called, so that the work done between calls takes at most
+    a share of the time: after each L{SLICE} of work, for as long as that
+    work took times C{(1 - share) / share}.  Work is measured in wall-clock
+    time, so time spent waiting for the interpreter counts as work: a
+    paced thread errs on the side of sleeping.  Once L{hurry} is called, it
+    neither sleeps nor goes on sleeping.
+    """
+
+    def __init__(
+        self,
+        share: float,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
+        """
+        @param share: more than 0; 1 or more means never sleeping.
+        @param sleep: sleeps for the seconds given; by default, until
+            L{hurry} is called at the latest.
+        """
+        self._ratio = max(0.0, (1 - share) / share)
+        self._clock = clock
+        self._sleep = _HURRY.wait if sleep is None else sleep
+        self._since = clock()
+
+    def __call__(self) -> None:
+        if not self._ratio or _HURRY.is_set():
+            return
+        worked = self._clock() - self._since
+        if worked >= SLICE:
+            self._sleep(worked * self._ratio)
+            self._since = self._clock()
 
 
 def _remove_abandoned(directory: str) -> None:

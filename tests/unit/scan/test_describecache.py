@@ -4,13 +4,17 @@ broken cache is never trusted.
 """
 
 import os
+import threading
+import time
 
+import pytest
 import pytest_twisted
 
 from tests.distributions import sdist_bytes, wheel_bytes, write
 from tests.indexing import index_directory
+from twistedpypi.index.distfile import distribution_name
 from twistedpypi.index.metadatastore import MetadataStore
-from twistedpypi.index.model import PackageIndex
+from twistedpypi.index.model import DistributionFile, PackageIndex
 from twistedpypi.scan import describecache
 from twistedpypi.scan.watcher import PackageWatcher
 
@@ -193,3 +197,72 @@ def test_a_save_deletes_half_written_caches_of_this_nodes_dead_processes_only(pa
         (directory / name).write_bytes(b"half")
     describecache.save(str(directory / "cache"), list(index.files_by_path.values()), index.metadata_of)
     assert set(os.listdir(directory)) == kept | {"cache"}
+
+
+def test_the_pacer_sleeps_after_each_slice_of_work_for_the_rest_of_its_share():
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    pace = describecache.Pacer(0.05, clock=lambda: now[0], sleep=sleep)
+    for _ in range(10):
+        now[0] += describecache.SLICE / 4
+        pace()
+    assert slept == [pytest.approx(describecache.SLICE * 19)] * 2
+    assert describecache.SLICE * 2.5 / now[0] == pytest.approx(0.05, rel=0.3)
+    never = describecache.Pacer(1.0, clock=lambda: now[0], sleep=sleep)
+    now[0] += 10
+    never()
+    assert len(slept) == 2
+
+
+def many_files(count):
+    index = PackageIndex()
+    files = [
+        DistributionFile(f"p{i}-1.0.tar.gz", "/d", distribution_name(f"p{i}", "1.0", "sdist"), 1, 1, bytes(32))
+        for i in range(count)
+    ]
+    index.update(added=files)
+    return list(index.files_by_path.values()), index.metadata_of
+
+
+def save_in_a_thread(path, files, metadata_of):
+    """Save in a thread; the seconds the save took, and the CPU seconds it used."""
+    used = []
+
+    def save():
+        cpu = time.thread_time()
+        describecache.save(path, files, metadata_of)
+        used.append(time.thread_time() - cpu)
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=save)
+    thread.start()
+    thread.join(60)
+    return time.perf_counter() - started, used[0]
+
+
+def test_a_save_beside_the_main_thread_works_a_small_share_of_the_time_and_one_on_it_all_of_it(tmp_path):
+    files, metadata_of = many_files(20_000)
+    took, used = save_in_a_thread(str(tmp_path / "cache"), files, metadata_of)
+    assert used / took < describecache.BACKGROUND_SHARE * 2
+    assert dict(describecache.load(str(tmp_path / "cache")).items()) == {dist.path: dist for dist in files}
+    started = time.perf_counter()
+    describecache.save(str(tmp_path / "cache"), files, metadata_of)
+    assert time.perf_counter() - started < took / 4
+
+
+def test_a_stopping_process_hurries_a_save_under_way(tmp_path, monkeypatch):
+    monkeypatch.setattr(describecache, "_HURRY", threading.Event())
+    files, metadata_of = many_files(20_000)
+    paced, _ = save_in_a_thread(str(tmp_path / "cache"), files, metadata_of)
+    threading.Timer(paced / 4, describecache.hurry).start()
+    hurried, _ = save_in_a_thread(str(tmp_path / "cache"), files, metadata_of)
+    assert hurried < paced / 2
+    assert dict(describecache.load(str(tmp_path / "cache")).items()) == {dist.path: dist for dist in files}
+    started = time.perf_counter()
+    save_in_a_thread(str(tmp_path / "cache"), files, metadata_of)
+    assert time.perf_counter() - started < paced / 4
