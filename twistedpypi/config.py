@@ -14,6 +14,13 @@ DEFAULT_FALLBACK_URL = "https://pypi.org/simple/"
 FALLBACK_MODES = ("redirect", "proxy")
 """What C{--fallback-mode} can be; the first is the default."""
 
+WATCH_MODES = ("inotify", "poll")
+"""What C{--watch} can be; the first is the default."""
+
+DEFAULT_POLL_INTERVAL = 0.5
+"""Seconds between looks at the package directories with C{--watch poll},
+unless C{--watch poll:INTERVAL} says otherwise."""
+
 DEFAULT_HASH_ALGO = "sha256"
 """The hash in the simple index's link fragments unless --hash-algo says
 otherwise."""
@@ -84,6 +91,9 @@ class Config:
     @ivar access_log: whether each request is logged.
     @ivar file_cache_size: bytes of small distribution files kept in
         memory, 0 for none.
+    @ivar poll_interval: seconds between looks at the package directories
+        (C{--watch poll}, for shared storage), or L{None} to have inotify
+        announce changes.
     """
 
     directories: list[str]
@@ -107,6 +117,7 @@ class Config:
     follow_symlinks: bool = False
     access_log: bool = True
     file_cache_size: int = DEFAULT_FILE_CACHE_SIZE
+    poll_interval: float | None = None
 
     @property
     def upload_directory(self) -> str:

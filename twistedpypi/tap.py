@@ -25,10 +25,12 @@ from twistedpypi.config import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_HEALTH_ENDPOINT,
     DEFAULT_MAX_UPLOAD_SIZE,
+    DEFAULT_POLL_INTERVAL,
     DEFAULT_UPSTREAM_TIMEOUT,
     DEFAULT_UPSTREAM_TTL,
     FALLBACK_MODES,
     LISTEN_BACKLOG,
+    WATCH_MODES,
     Config,
 )
 
@@ -98,6 +100,7 @@ class Options(usage.Options):
         ["upstream-ttl", None, f"{DEFAULT_UPSTREAM_TTL:g}", "Seconds a proxied project page is served before it is fetched again."],
         ["upstream-timeout", None, f"{DEFAULT_UPSTREAM_TIMEOUT:g}", "Seconds to wait for the upstream index before answering 504."],
         ["header-timeout", None, f"{DEFAULT_HEADER_TIMEOUT:g}", "Seconds a client has to send its request headers before it is disconnected."],
+        ["watch", None, WATCH_MODES[0], f"How changes to the package directories are seen: 'inotify', or 'poll[:INTERVAL]' (every INTERVAL seconds, default {DEFAULT_POLL_INTERVAL:g}) for shared storage such as NFS."],
         ["file-cache", None, size_text(DEFAULT_FILE_CACHE_SIZE), "Memory kept for small files (up to 64K each) to send them without opening them ('0' for none)."],
         ["log-file", None, None, "Write the log to this file too (under -n, as well as to --log-stream)."],
         ["log-stream", None, "stdout", "Where twistd -n writes the log: stdout, stderr or none."],
@@ -243,6 +246,7 @@ class Options(usage.Options):
         if self["inherit-fd"] is not None:
             self["inherit-fd"] = int(self["inherit-fd"])
         self._check_header_timeout()
+        self["poll-interval"] = self._poll_interval(self["watch"])
         if not self["health-endpoint"].startswith("/"):
             raise usage.UsageError("--health-endpoint must start with '/'")
         if self["welcome"] is not None:
@@ -293,6 +297,24 @@ class Options(usage.Options):
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         key = hashlib.sha256("\0".join(directories).encode("utf-8", "surrogateescape")).hexdigest()[:16]
         return os.path.join(base, "twistedpypi", f"describe-{key}.json")
+
+    @staticmethod
+    def _poll_interval(watch: str) -> float | None:
+        """What C{--watch} asks for: seconds between looks, or L{None} for inotify."""
+        mode, colon, interval = watch.partition(":")
+        if watch == "inotify":
+            return None
+        if mode != "poll":
+            raise usage.UsageError(f"--watch {watch!r}: choose inotify, poll or poll:INTERVAL (e.g. poll:0.5)")
+        if not colon:
+            return DEFAULT_POLL_INTERVAL
+        try:
+            seconds = float(interval)
+        except ValueError:
+            seconds = 0.0
+        if not 0 < seconds < float("inf"):
+            raise usage.UsageError(f"--watch poll:{interval}: INTERVAL is a positive number of seconds (e.g. poll:0.5)")
+        return seconds
 
     def _check_header_timeout(self) -> None:
         try:
@@ -476,6 +498,7 @@ class Options(usage.Options):
             follow_symlinks=bool(self["follow-symlinks"]),
             access_log=not self["no-access-log"],
             file_cache_size=self["file-cache"],
+            poll_interval=self["poll-interval"],
         )
 
 
@@ -628,6 +651,8 @@ def makeService(options: Options) -> service.IService:
         follow_symlinks=config.follow_symlinks,
         describe_workers=min(MAX_DESCRIBE_WORKERS, spare_cores),
         early_listing=early_listing,
+        use_inotify=config.poll_interval is None,
+        poll_interval=config.poll_interval or DEFAULT_POLL_INTERVAL,
     )
     watcher.setServiceParent(top)
     upstream = None

@@ -1,13 +1,14 @@
 """
 Keeps the in-memory index in step with the package directories: a full scan
-at start-up, then inotify events (or polling where inotify is missing), with
-a periodic full rescan as a safety net.
+at start-up, then inotify events, or looks at the directories every
+interval (L{twistedpypi.scan.poll}: for shared storage, where inotify does
+not see other hosts' writes, and where inotify is missing), with a periodic
+full rescan as a safety net.
 
 Only complete files are indexed: with inotify a file counts once it is
-complete (see L{twistedpypi.scan.notify}); a scan skips files modified in
-the last L{SETTLE_SECONDS}, which the events announce when they settle.
-Without inotify, the scans are all there is: a file is served once it has
-been left alone for L{SETTLE_SECONDS}.
+complete (see L{twistedpypi.scan.notify}), when polling once it has settled
+(see L{twistedpypi.scan.poll}); a scan skips files modified in the last
+L{SETTLE_SECONDS}, which the events or the looks announce when they settle.
 
 Reactor code: the scans, the plans (L{twistedpypi.scan.plan}) and the
 describing run in threads.
@@ -27,6 +28,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from twistedpypi.config import DEFAULT_POLL_INTERVAL
 from twistedpypi.index.distfile import SIGNATURE_SUFFIX
 from twistedpypi.index.model import DistributionFile, FilesByPath, PackageIndex
 from twistedpypi.process.memory import release_free_memory
@@ -34,19 +36,20 @@ from twistedpypi.scan import describecache
 from twistedpypi.scan.describe import FileState, ScanResult, describe, scan
 from twistedpypi.scan.listing import EarlyListing, ListingLost, changed_since, link_roots
 from twistedpypi.scan.notify import HAVE_INOTIFY, Identity, Notifier, inspect_paths, inspect_unchanged
+from twistedpypi.scan.poll import Poller
 from twistedpypi.scan.plan import SETTLE_SECONDS, CacheSplit, Plan, plan_changes, plan_markers, reuse_cached
 from twistedpypi.scan.workers import describe_all
 
 log = Logger()
 
 RESCAN_INTERVAL = 60.0
-"""Seconds between safety-net rescans when inotify announces changes."""
+"""Seconds between safety-net rescans."""
 
 RESCAN_BUDGET = 100
 """A safety-net rescan comes at least this many times its own duration later."""
 
-POLL_INTERVAL = 0.4
-"""Seconds between scans where there is no inotify."""
+POLL_INTERVAL = DEFAULT_POLL_INTERVAL
+"""Seconds between looks at the directories when polling, unless told otherwise."""
 
 CACHE_SAVE_DELAY = 10.0
 """Seconds after the last change before the description cache is written."""
@@ -74,6 +77,9 @@ class PackageWatcher(Service):
         (L{twistedpypi.scan.describe.scan}), in a thread.
     @param describe: what describes one file in this process
         (L{twistedpypi.scan.describe.describe}), in a thread.
+    @param use_inotify: whether inotify announces changes, where there is
+        inotify; else the directories are looked at every C{poll_interval}
+        seconds (see L{twistedpypi.scan.poll}).
 
     @ivar ready: fires once the first full scan is in the index.
     """
@@ -91,6 +97,7 @@ class PackageWatcher(Service):
         early_listing: EarlyListing | None = None,
         scan: Callable[..., ScanResult] = scan,
         describe: Callable[[FileState, tuple[str, ...], bool], DistributionFile | None] = describe,
+        poll_interval: float = POLL_INTERVAL,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor
@@ -104,8 +111,10 @@ class PackageWatcher(Service):
         self._scan = scan
         self._describe = describe
         self._use_inotify = use_inotify and HAVE_INOTIFY
+        self._poll_interval = poll_interval
         self._lock = DeferredLock()
-        self._notifier: Notifier | None = None
+        # What announces changes: inotify's, or the looks at the directories.
+        self._notifier: Notifier | Poller | None = None
         self._loop: LoopingCall | None = None
         self._unsettled: dict[str, tuple[FileState, float]] = {}
         self._unreadable: dict[str, str] = {}
@@ -215,11 +224,13 @@ class PackageWatcher(Service):
             # fill in the rest once the cause is gone.
             log.failure(
                 "the first scan of the package directories failed; serving the {files} files"
-                " indexed so far and scanning again every {interval:g}s",
+                " indexed so far and scanning again every {interval:g}s until a scan succeeds",
                 files=self.index.file_count,
-                interval=RESCAN_INTERVAL if self._notifier is not None else POLL_INTERVAL,
+                interval=RETRY_INTERVAL,
             )
+            scanned = False
         else:
+            scanned = True
             log.info(
                 "indexed {files} files of {projects} projects from {directories} in {seconds:.2f}s"
                 " ({reused} from the description cache, {mode})",
@@ -228,7 +239,7 @@ class PackageWatcher(Service):
                 directories=", ".join(self.directories),
                 seconds=time.monotonic() - started,
                 reused=self._reused,
-                mode="inotify" if self._notifier is not None else "polling",
+                mode=self._mode(),
             )
         finally:
             gc.collect(1)
@@ -247,11 +258,17 @@ class PackageWatcher(Service):
             return
         if unseen:
             self._look_again()
-        interval = RESCAN_INTERVAL if self._notifier is not None else POLL_INTERVAL
-        # A failed rescan is logged and the next one comes as usual.
+        # A failed rescan is logged and the next one comes as usual; after a
+        # failed first scan, soon, until one succeeds and paces them.
         self._loop = LoopingCall(self._rescan_logged)
         self._loop.clock = self._reactor
-        self._loop.start(interval, now=False)
+        self._loop.start(RESCAN_INTERVAL if scanned else RETRY_INTERVAL, now=False)
+
+    def _mode(self) -> str:
+        """How changes are seen, as the start-up line says it."""
+        if isinstance(self._notifier, Poller):
+            return f"polling every {self._notifier.interval:g}s"
+        return "inotify"
 
     async def _first_scan(self) -> bool:
         """
@@ -264,12 +281,15 @@ class PackageWatcher(Service):
         """
         if self._use_inotify:
             self._start_notifier()
+        else:
+            await self._start_poller()
         if self._cache_path is not None:
             self._cached = await deferToThread(describecache.load, self._cache_path, self.index.metadata_store)
             self._cache_entries = len(self._cached)
         early = self._early_listing
+        started_ns = time.time_ns()
         found, listed_ns = await deferToThread(self._scan_with, early, self._cached)
-        self._watch_directories(found.directories)
+        self._watch_directories(found.directories, listed_ns or started_ns)
         try:
             await self._apply(found, scope=None, settle=False)
         finally:
@@ -314,6 +334,7 @@ class PackageWatcher(Service):
                 self._rescans = [paths for paths in self._rescans if paths is not newer]
 
         async def scan_and_apply(newer: set[str]) -> None:
+            started_ns = time.time_ns()
             found = await deferToThread(self._scan_again, elsewhere=self._notifier is not None)
             recovered = self._note_unreadable(found)
             if recovered:
@@ -324,7 +345,7 @@ class PackageWatcher(Service):
                 # Files written into it meanwhile are indexed once they
                 # have settled.
                 self._reactor.callLater(SETTLE_SECONDS + 0.1, self._retry)
-            self._watch_directories(found.directories)
+            self._watch_directories(found.directories, started_ns)
             await self._apply(found, scope=None, settle=True, newer=newer)
 
         return Deferred.fromCoroutine(rescan())
@@ -334,12 +355,11 @@ class PackageWatcher(Service):
         A rescan, in a thread.
 
         @param elsewhere: whether to have another process take the listing
-            (L{EarlyListing}), as inotify's safety-net rescans do, a minute
-            or more apart.  Its C{stat} calls, one a file, would otherwise
+            (L{EarlyListing}), as the safety-net rescans do, a minute or
+            more apart.  Its C{stat} calls, one a file, would otherwise
             contend with the reactor for the GIL: with 100,000 files, a
             rescan here took twenty-odd seconds under load, and the requests
-            answered meanwhile fell by half.  Polling scans, a fraction of a
-            second apart, list here.
+            answered meanwhile fell by half.
         """
         lister = EarlyListing.start(self.directories, self._roots) if elsewhere else None
         try:
@@ -402,13 +422,12 @@ class PackageWatcher(Service):
         """
         Space the safety-net rescans so that they take at most 1/L{RESCAN_BUDGET}
         of the time: with 100,000 files a rescan takes seconds of CPU, which
-        requests would otherwise feel every minute.  (Polling, where scans
-        are all there is, keeps its pace.)
+        requests would otherwise feel every minute.
         """
         if self._notifier is not None and self._loop is not None:
             self._loop.interval = max(RESCAN_INTERVAL, took * RESCAN_BUDGET)
 
-    # inotify
+    # what announces changes: inotify, or looks at the directories
 
     def _start_notifier(self) -> None:
         self._notifier = Notifier(
@@ -421,8 +440,25 @@ class PackageWatcher(Service):
         )
         self._notifier.start()
 
-    def _watch_directories(self, directories: Iterable[str]) -> None:
-        if self._notifier is not None:
+    def _start_poller(self) -> Deferred[None]:
+        self._notifier = Poller(
+            self._reactor,
+            self.directories,
+            self._poll_interval,
+            changed=self._paths_changed,
+            moved=self._retry,
+            missed=self._look_again,
+        )
+        return self._notifier.start()
+
+    def _watch_directories(self, directories: Iterable[str], listed_ns: int) -> None:
+        """
+        @param listed_ns: when the listing that found C{directories} began
+            (a poller tells what changed in them since).
+        """
+        if isinstance(self._notifier, Poller):
+            self._notifier.watch(directories, listed_ns)
+        elif self._notifier is not None:
             self._notifier.watch(directories)
 
     def _paths_changed(self, paths: set[str], created: dict[str, int]) -> None:
@@ -461,8 +497,9 @@ class PackageWatcher(Service):
             markers=inspected.markers,
         )
         for directory in inspected.directories:
+            started_ns = time.time_ns()
             found = await deferToThread(self._scan, [directory], self._roots)
-            self._watch_directories(found.directories)
+            self._watch_directories(found.directories, started_ns)
             await self._apply(found, scope=[directory], settle=False)
 
     async def _refresh_quiet(self, quiet: dict[str, Identity]) -> None:
