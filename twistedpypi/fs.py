@@ -130,8 +130,8 @@ def node_name() -> str:
 def temporary_tag() -> str:
     """
     What this process puts in the names of its temporary files:
-    C{<node>_<pid>} (see L{node_name}), no C{.} in it.  Pure but for the
-    host name.
+    C{<node>_<pid>} (see L{node_name}), no C{.} in it.  No I/O: safe on
+    the reactor.
     """
     return f"{node_name()}_{os.getpid()}"
 
