@@ -81,12 +81,15 @@ def listed(url: str, filename: str) -> bool:
         return False
 
 
-def upload_visibility(url: str, staging: Path, count: int, timeout: float = 30) -> list[float]:
+def upload_visibility(url: str, nodes: list[servers.RunningServer], staging: Path, count: int,
+                      timeout: float = 30) -> list[tuple[float, float]]:
     """
     Upload C{count} versions of L{PROBE} through C{url} (nginx), each timed from
-    the upload's answer until C{url}'s page of the project lists it.
+    the upload's answer until C{url}'s page of the project lists it, and until
+    every node's own page does, all asked back to back.
 
-    @return: the seconds each took, in order; the first creates the project.
+    @return: for each upload, in order (the first creates the project), the
+        seconds until nginx listed it and until the last node did.
     """
     staging.mkdir(parents=True, exist_ok=True)
     took = []
@@ -99,11 +102,17 @@ def upload_visibility(url: str, staging: Path, count: int, timeout: float = 30) 
         if sent.status != 200:
             raise RuntimeError(f"upload of {filename} through nginx answered {sent.status}")
         started = time.monotonic()
-        while not listed(f"{url}/simple/{PROBE}/", filename):
+        pending = {url, *(node.url for node in nodes)}
+        seen = {}
+        while pending:
             if time.monotonic() - started > timeout:
-                raise RuntimeError(f"{filename} was not listed through nginx within {timeout:.0f} s")
+                raise RuntimeError(f"{filename} was not listed by {sorted(pending)} within {timeout:.0f} s")
+            for base in sorted(pending):
+                if listed(f"{base}/simple/{PROBE}/", filename):
+                    seen[base] = time.monotonic() - started
+                    pending.discard(base)
             time.sleep(0.005)
-        took.append(time.monotonic() - started)
+        took.append((seen[url], max(seen[node.url] for node in nodes)))
     return took
 
 
@@ -160,7 +169,7 @@ def main(argv: list[str]) -> None:
                   f"static {rates['static'][-1]:,.0f}/s", flush=True)
         for node in nodes:
             servers.wait_idle(node)
-        took = upload_visibility(proxy.url + "/pypi", scratch / "staging", args.uploads)
+        took = upload_visibility(proxy.url + "/pypi", nodes, scratch / "staging", args.uploads)
     replicas, static_rate = statistics.median(rates["replicas"]), statistics.median(rates["static"])
     ratio = replicas / static_rate
     share = served["by nodes"] / max(served["requests"], 1)
@@ -176,12 +185,15 @@ def main(argv: list[str]) -> None:
           f"({' / '.join(f'{r:,.0f}' for r in rates['static'])}) | |")
     print(f"| ratio | {ratio:.2f}x | >= {TARGET_RATIO}x |")
     print(f"| page requests answered by the nodes | {share:.1%} | |")
-    print(f"| upload visible through nginx, first (new project) | {took[0]:.2f} s | < {TARGET_VISIBLE:.0f} s |")
-    if len(took) > 1:
-        rest = took[1:]
-        print(f"| upload visible through nginx, new versions (median / slowest of {len(rest)}) | "
-              f"{statistics.median(rest):.2f} s / {max(rest):.2f} s | < {TARGET_VISIBLE:.0f} s |")
-
+    first, rest = took[0], took[1:]
+    print(f"| upload listed through nginx, first (new project) | {first[0]:.2f} s | < {TARGET_VISIBLE:.0f} s |")
+    if rest:
+        through = [nginx for nginx, _ in rest]
+        every = [last for _, last in rest]
+        print(f"| upload listed through nginx, new versions (median / slowest of {len(rest)}) | "
+              f"{statistics.median(through):.2f} s / {max(through):.2f} s | < {TARGET_VISIBLE:.0f} s |")
+        print(f"| the same, listed by every node (median / slowest) | "
+              f"{statistics.median(every):.2f} s / {max(every):.2f} s | |")
 
 if __name__ == "__main__":
     main(sys.argv[1:])
