@@ -15,7 +15,8 @@ pip's C{Accept} and C{Accept-Encoding}) cycles through every project page,
 the two sides in turn (A B A B ...), each side's figure the median of its
 runs. Then C{--uploads} sdists of one new project are uploaded through nginx
 as twine does, each timed from the upload's answer until the project page,
-asked through nginx back to back, lists it. Prints a markdown table.
+asked back to back through nginx and of every node, lists it. Prints a
+markdown table.
 """
 
 import argparse
@@ -39,8 +40,8 @@ import servers
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from tests.distributions import sdist_bytes  # noqa: E402
-from tests.nginx import REPLICAS_TEMPLATE, Nginx  # noqa: E402
+from tests.distributions import sdist_bytes
+from tests.nginx import REPLICAS_TEMPLATE, Nginx
 
 PROBE = "replica-probe"
 """The project the upload rows create."""

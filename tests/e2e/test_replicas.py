@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -212,7 +211,7 @@ def test_concurrent_uploads_of_one_name_through_different_nodes_have_one_winner(
     assert (cluster.packages / filename).read_bytes() == datas[results.index(200)]
     assert not [name for name in os.listdir(cluster.packages) if name.startswith(".upload-")]
     for node in cluster.nodes:
-        assert until(lambda: lists(node.url + "/simple/contested/", filename), 2), node.url
+        assert until(lambda node=node: lists(node.url + "/simple/contested/", filename), 2), node.url
 
 
 @needs_nginx
