@@ -101,15 +101,19 @@ def test_a_package_directory_that_cannot_be_opened_is_told_once(packages, tmp_pa
     assert poller.look().missing == []
 
 
-def test_looks_are_spaced_by_what_they_cost():
+def test_sweeps_are_spaced_by_what_they_cost_and_settling_files_still_looked_at_every_interval():
     clock = Clock()
     poller = Poller(clock, ["/nowhere"], 0.5, changed=lambda *_: None, moved=lambda: None, missed=lambda: None)
     poller._stopped = False
-    poller._looked(Look(checking_seconds=0.001))
-    (call,) = clock.getDelayedCalls()
-    assert call.getTime() == 0.5
-    call.cancel()
-    poller._looked(Look(checking_seconds=0.1))
-    (call,) = clock.getDelayedCalls()
-    assert call.getTime() == PACE * 0.1
-    call.cancel()
+
+    def next_look():
+        (call,) = clock.getDelayedCalls()
+        call.cancel()
+        return call.getTime()
+
+    poller._looked(Look(checking_seconds=0.001), sweep=True)
+    assert next_look() == 0.5
+    poller._looked(Look(checking_seconds=0.1), sweep=True)
+    assert next_look() == PACE * 0.1
+    poller._looked(Look(checking_seconds=0.1, settling=1), sweep=True)
+    assert next_look() == 0.5

@@ -152,8 +152,12 @@ async def test_polling_describes_a_copy_that_paused_longer_than_the_looks_interv
         # from a complete file); it is still not complete.
         await task.deferLater(reactor, 3 * watch.POLL_INTERVAL)
         stream.write(data[200:])
-    await wait_for(lambda: watcher.index.file(filename) is not None, timeout=watch.SETTLE_SECONDS + 2)
-    assert watcher.index.file(filename).size == len(data)
+
+    def complete():
+        described = watcher.index.file(filename)
+        return described is not None and described.size == len(data)
+
+    await wait_for(complete, timeout=watch.SETTLE_SECONDS + 2)
 
 
 @pytest_twisted.ensureDeferred
