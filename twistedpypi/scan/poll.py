@@ -304,9 +304,12 @@ class DirectoryPoller:
         if status is None or not stat.S_ISREG(status.st_mode):
             look.changed.add(path)  # gone again, or not a file: inspected as such
             return
-        if time.time_ns() - status.st_mtime_ns < _SETTLE_NS:
+        recent = time.time_ns() - status.st_mtime_ns < _SETTLE_NS
+        if recent:
             self._settling[path] = _Settling(_identity(status), time.monotonic(), told=marker)
-        if marker or path not in self._settling:
+        else:
+            self._settling.pop(path, None)
+        if marker or not recent:
             look.changed.add(path)
 
     def _look_at_settling(self, look: Look) -> None:

@@ -36,8 +36,8 @@ from twistedpypi.scan import describecache
 from twistedpypi.scan.describe import FileState, ScanResult, describe, scan
 from twistedpypi.scan.listing import EarlyListing, ListingLost, changed_since, link_roots
 from twistedpypi.scan.notify import HAVE_INOTIFY, Identity, Notifier, inspect_paths, inspect_unchanged
-from twistedpypi.scan.poll import Poller
 from twistedpypi.scan.plan import SETTLE_SECONDS, CacheSplit, Plan, plan_changes, plan_markers, reuse_cached
+from twistedpypi.scan.poll import Poller
 from twistedpypi.scan.workers import describe_all
 
 log = Logger()
