@@ -144,14 +144,14 @@ class IndexChannel(HTTPChannel):
         self._start_header_deadline()
 
     def dataReceived(self, data: bytes) -> None:
-        if self._awaiting_headers:
+        if self._awaiting_headers and self._header_started is None:
             self._start_header_deadline()
         super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
         # Pipelined requests buffered during the previous one come back
         # through here, not through dataReceived.
-        if self._awaiting_headers:
+        if self._awaiting_headers and self._header_started is None:
             self._start_header_deadline()
         super().lineReceived(line)
 
@@ -164,7 +164,7 @@ class IndexChannel(HTTPChannel):
 
     def headerReceived(self, line: bytes) -> bool:
         # A name with anything before its colon is refused by Twisted.
-        if line[:18].lower() == b"transfer-encoding:":
+        if line[:1] in b"Tt" and line[:18].lower() == b"transfer-encoding:":
             # Twisted takes "chunked" and then "identity" (or "identity"
             # alone) as a framing it knows, and would read the body, or the
             # next request, by the wrong one (RFC 9112 6.1 and 6.3).
@@ -186,14 +186,22 @@ class IndexChannel(HTTPChannel):
         self._transfer_codings = ()
         self._awaiting_headers = False
         self._cancel_header_deadline()
-        request = self.requests[-1]
-        content_type = request.requestHeaders.getRawHeaders(b"content-type", [None])[0]
-        limit = request_body_limit(self._command, self._path, content_type, self.site.max_upload_size)
-        if self.length is not None and self.length > limit:
-            self._refuse_body(limit)
-            return
-        if isinstance(request, IndexRequest):
-            request.headers_received(self._command, self._path, content_type)
+        if self._command in _UPLOAD_METHODS:
+            request = self.requests[-1]
+            content_type = request.requestHeaders.getRawHeaders(b"content-type", [None])[0]
+            limit = request_body_limit(self._command, self._path, content_type, self.site.max_upload_size)
+            if self.length is not None and self.length > limit:
+                self._refuse_body(limit)
+                return
+            if isinstance(request, IndexRequest):
+                request.headers_received(self._command, self._path, content_type)
+        else:
+            # Nothing but an upload method carries a body worth reading
+            # (request_body_limit): no header to look at.
+            limit = MAX_BODY_WITHOUT_UPLOAD
+            if self.length is not None and self.length > limit:
+                self._refuse_body(limit)
+                return
         # A declared length is enforced by Twisted's decoder; a chunked body
         # is counted as it arrives.
         self._body_limit = limit if self.length is None else None
@@ -334,6 +342,8 @@ class IndexRequest(Request):
     _linger = None
     _upload_boundary: bytes | None = None
 
+    _site: IndexSite | None = None
+
     def __init__(self, channel, *args, **kwargs) -> None:
         kwargs.setdefault("parsePOSTFormSubmission", False)
         super().__init__(channel, *args, **kwargs)
@@ -341,6 +351,19 @@ class IndexRequest(Request):
         site = getattr(channel, "site", None)
         if isinstance(site, IndexSite):
             site.request_started(self)
+            self._site = site
+
+    def finish(self) -> None:
+        super().finish()
+        self._report_done(None)
+
+    def _report_done(self, reason: Failure | None) -> None:
+        # Called directly when the request finishes or its client goes
+        # away, rather than through a notifyFinish Deferred made for every
+        # request; once, whichever comes first.
+        site, self._site = self._site, None
+        if site is not None:
+            site.request_done(self, reason)
 
     def headers_received(self, method: bytes, target: bytes, content_type: bytes | None) -> None:
         """
@@ -467,7 +490,7 @@ class IndexRequest(Request):
         self.finish()
 
     def process(self) -> None:
-        absolute = _ABSOLUTE_FORM.match(self.uri)
+        absolute = None if self.uri[:1] == b"/" else _ABSOLUTE_FORM.match(self.uri)
         if absolute is not None:
             # Served as its path; the URI stays as sent, for the access log.
             # RFC 9112 3.2.2: the target's authority stands for Host.
@@ -498,6 +521,7 @@ class IndexRequest(Request):
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
         super().connectionLost(reason)
+        self._report_done(reason)
 
 
 class IndexSite(Site):
@@ -543,7 +567,7 @@ class IndexSite(Site):
     def request_started(self, request: IndexRequest) -> None:
         """
         Track C{request} from its request line until it is answered or its
-        client goes away.
+        client goes away (L{request_done}).
         """
         self.in_flight.started()
         channel = request.channel
@@ -551,15 +575,18 @@ class IndexSite(Site):
         if not getattr(channel, "_twistedpypi_seen", False):
             channel._twistedpypi_seen = True
             self._channels.add(channel)
-        request.notifyFinish().addBoth(self._request_done, request)
 
-    def _request_done(self, result: None | Failure, request: IndexRequest) -> None:
+    def request_done(self, request: IndexRequest, reason: Failure | None) -> None:
+        """
+        Count and log C{request}, answered or (C{reason}) left by its
+        client, and stop tracking it.
+        """
         # A request whose connection broke before it was even received
         # (no method yet) has nothing worth counting or logging.
         try:
             if "method" in request.__dict__:
                 status = request.code
-                if result is not None and not request.startedWriting:
+                if reason is not None and not request.startedWriting:
                     status = 499
                 if self.access_log:
                     log_access(request, status, monotonic() - request.started)
@@ -587,7 +614,7 @@ class IndexSite(Site):
         ]
 
     def log(self, request: Request) -> None:
-        # Twisted's own access log is replaced by _request_done, which also
+        # Twisted's own access log is replaced by request_done, which also
         # sees requests whose client went away.
         pass
 
