@@ -24,6 +24,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from twistedpypi.index.model import Page
+from twistedpypi.web.plainbodies import PLAIN_BODIES
 
 log = Logger()
 
@@ -33,31 +34,47 @@ def send_page(
     page: Page,
     content_type: bytes | None = None,
     cache_control: bytes | None = None,
+    vary: bytes | None = None,
 ) -> bytes:
     """
     Answer with a pre-rendered page, or 304 when the client's
     C{If-None-Match} already names it; gzip-compressed when the page is
-    kept so and the client accepts it.
+    kept so and the client accepts it, else from L{PLAIN_BODIES}.
+
+    @param vary: the request headers, besides C{Accept-Encoding}, that chose
+        this page (C{Vary}); a C{Vary} the response has already is kept.
     """
     headers = request.responseHeaders
     if cache_control is not None:
         headers.setRawHeaders(b"cache-control", [cache_control])
-    compressed = page.gzipped is not None and accepts_gzip(request.getHeader(b"accept-encoding"))
-    if page.gzipped is not None:
-        headers.setRawHeaders(b"vary", [b", ".join([*headers.getRawHeaders(b"vary", []), b"Accept-Encoding"])])
+    gzipped = page.gzipped
+    if gzipped is not None:
+        compressed = accepts_gzip(request.getHeader(b"accept-encoding"))
+        if vary is None:
+            vary = b", ".join([*headers.getRawHeaders(b"vary", []), b"Accept-Encoding"])
+        else:
+            vary += b", Accept-Encoding"
+    else:
+        compressed = False
+    if vary is not None:
+        headers.setRawHeaders(b"vary", [vary])
     # Either coding's tag means the client holds this page: a client that
     # cached it plain, then asks accepting gzip, need not fetch it again.
     if compressed:
         answered = not_modified(request, page.gzip_etag, also=page.etag)
     else:
-        answered = not_modified(request, page.etag, also=page.gzip_etag if page.gzipped is not None else None)
+        answered = not_modified(request, page.etag, also=page.gzip_etag if gzipped is not None else None)
     if answered:
         return b""
     headers.setRawHeaders(b"content-type", [content_type or page.content_type])
     if compressed:
         headers.setRawHeaders(b"content-encoding", [b"gzip"])
-        return page.gzipped
-    return page.body
+        return gzipped
+    return page.plain if gzipped is None else PLAIN_BODIES.body(page)
+
+
+_accepts_gzip: dict[bytes | None, bool] = {}
+_ACCEPTS_GZIP_SIZE = 256
 
 
 def accepts_gzip(header: bytes | None) -> bool:
@@ -65,6 +82,20 @@ def accepts_gzip(header: bytes | None) -> bool:
     Whether an C{Accept-Encoding} header lets the response be gzip-coded:
     C{gzip} (or C{x-gzip}, or C{*}) listed with a q-value above zero.
     """
+    try:
+        return _accepts_gzip[header]
+    except KeyError:
+        pass
+    # Clients send one of a few values: each is parsed once (and the
+    # memory of them bounded, whatever a client sends).
+    answer = _parse_accepts_gzip(header)
+    if len(_accepts_gzip) >= _ACCEPTS_GZIP_SIZE:
+        _accepts_gzip.clear()
+    _accepts_gzip[header] = answer
+    return answer
+
+
+def _parse_accepts_gzip(header: bytes | None) -> bool:
     if not header:
         return False
     for item in header.split(b","):
