@@ -83,6 +83,20 @@ def render_project_page(
     return project.cached(media_type, render)
 
 
+_served_names: dict[bytes, str] = {}
+"""Path segments already found to be project names as the index spells
+them (valid and normalised), with their text: what L{SimpleIndex} need not
+check again."""
+
+_SERVED_NAMES_SIZE = 4096
+
+
+def _remember_served_name(segment: bytes, name: str) -> None:
+    if len(_served_names) >= _SERVED_NAMES_SIZE:
+        _served_names.clear()
+    _served_names[segment] = name
+
+
 class SimpleIndex(Resource):
     """
     C{/simple/} and C{/simple/<project>/}.
@@ -105,13 +119,23 @@ class SimpleIndex(Resource):
 
     def render_GET(self, request: Request) -> bytes | int:
         postpath = request.postpath
-        if not postpath:
-            return relative_redirect(request, "/simple/")
         format_values = request.args.get(b"format")
         media_type = choose_media_type(
             request.getHeader(b"accept"), format_values[0] if format_values else None
         )
+        if len(postpath) == 2 and postpath[1] == b"" and media_type is not None:
+            # The common request, /simple/<name>/ with the name as served:
+            # checked once per name.
+            name = _served_names.get(postpath[0])
+            project = None if name is None else self.index.project(name)
+            if project is not None:
+                page = project.pages.get(media_type) or render_project_page(
+                    project, media_type, self.hash_algo, self.index.serial
+                )
+                return send_page(request, page, cache_control=self.cache_control, vary=b"Accept")
         request.setHeader(b"vary", b"Accept")
+        if not postpath:
+            return relative_redirect(request, "/simple/")
         if media_type is None:
             return error_page(
                 request,
@@ -136,8 +160,9 @@ class SimpleIndex(Resource):
         project = self.index.project(normalized)
         if project is None:
             return self.missing.render_missing(request, normalized, media_type)
+        _remember_served_name(postpath[0], normalized)
         page = render_project_page(project, media_type, self.hash_algo, self.index.serial)
-        return send_page(request, page, cache_control=self.cache_control)
+        return send_page(request, page, cache_control=self.cache_control, vary=b"Accept")
 
     def _root(self, request: Request, media_type: bytes) -> bytes:
         def render() -> Page:
@@ -146,4 +171,4 @@ class SimpleIndex(Resource):
             return Page.of(simple_root_html(self.index), media_type)
 
         page = self.index.cached(("simple", media_type), render)
-        return send_page(request, page, cache_control=self.cache_control)
+        return send_page(request, page, cache_control=self.cache_control, vary=b"Accept")
