@@ -42,6 +42,10 @@ class PlainBodies:
         self.size = 0
         self._bodies: OrderedDict[bytes, bytes] = OrderedDict()
 
+    def __contains__(self, page: Page) -> bool:
+        """Whether the body of C{page} is kept."""
+        return page.etag in self._bodies
+
     def body(self, page: Page) -> bytes:
         """The uncompressed body of C{page}, kept for the next time."""
         key = page.etag

@@ -78,3 +78,5 @@ def test_small_pages_are_kept_as_they_are():
 )
 def test_accept_encoding(header, accepted):
     assert accepts_gzip(header) is accepted
+    # Again, as remembered from the first time.
+    assert accepts_gzip(header) is accepted
