@@ -147,6 +147,10 @@ C{/<project>/} shortcut are L{Root}'s own.
 _ROUTE_BY_SEGMENT = {route.segment: route for route in ROUTES}
 
 
+_NAMED_PATHS = 4096
+"""The most request paths L{RouteNames} remembers the route of."""
+
+
 class RouteNames:
     """
     Names the route of a request by its first path segment, from a fixed
@@ -157,8 +161,22 @@ class RouteNames:
 
     def __init__(self, health_path: bytes = DEFAULT_HEALTH_ENDPOINT.encode("ascii")) -> None:
         self.health_path = health_path
+        self._by_path: dict[bytes, str] = {}
 
     def __call__(self, request: Request) -> str:
+        path = request.path
+        # Every path but "/" names its route alone: each is worked out once
+        # (and the memory of them bounded, whatever paths clients send).
+        name = self._by_path.get(path)
+        if name is None:
+            name = self._name(request)
+            if path != b"/":
+                if len(self._by_path) >= _NAMED_PATHS:
+                    self._by_path.clear()
+                self._by_path[path] = name
+        return name
+
+    def _name(self, request: Request) -> str:
         path = request.path
         if path == self.health_path:
             return "health"

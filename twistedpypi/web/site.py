@@ -148,12 +148,15 @@ class IndexChannel(HTTPChannel):
             self._start_header_deadline()
         super().dataReceived(data)
 
-    def lineReceived(self, line: bytes) -> None:
-        # Pipelined requests buffered during the previous one come back
-        # through here, not through dataReceived.
+    def request_line_received(self) -> None:
+        """
+        A request line arrived (its L{IndexRequest} is being made): its
+        headers' deadline starts now if no byte of it came through
+        L{dataReceived}, as for a pipelined request buffered during the
+        previous one, read from the buffer once that one is done.
+        """
         if self._awaiting_headers and self._header_started is None:
             self._start_header_deadline()
-        super().lineReceived(line)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         # Twisted would close without a word; say which limit was hit.
@@ -348,6 +351,8 @@ class IndexRequest(Request):
         kwargs.setdefault("parsePOSTFormSubmission", False)
         super().__init__(channel, *args, **kwargs)
         self.started = monotonic()
+        if isinstance(channel, IndexChannel):
+            channel.request_line_received()
         site = getattr(channel, "site", None)
         if isinstance(site, IndexSite):
             site.request_started(self)
