@@ -114,6 +114,9 @@ def request_body_limit(
     return MAX_FORM_BODY
 
 
+_twisted_header_received = HTTPChannel.headerReceived
+
+
 class IndexChannel(HTTPChannel):
     """
     An HTTP/1.1 connection that cannot be held open by a slow client or made
@@ -183,7 +186,8 @@ class IndexChannel(HTTPChannel):
                     " Transfer-Encoding: chunked alone (HTTP/1.1), nothing else\n",
                 )
                 return False
-        return super().headerReceived(line)
+        # Twisted's own, called directly: this runs for every header line.
+        return _twisted_header_received(self, line)
 
     def allHeadersReceived(self) -> None:
         self._transfer_codings = ()
@@ -219,11 +223,11 @@ class IndexChannel(HTTPChannel):
                 return
         super().rawDataReceived(data)
 
-    def allContentReceived(self) -> None:
-        self._body_limit = None
-        super().allContentReceived()
-
     def requestDone(self, request: Request) -> None:
+        # Until now the channel was handling the request, and took no body
+        # bytes through rawDataReceived; the next request's headers set
+        # its own limit (the buffered ones may, within super()).
+        self._body_limit = None
         super().requestDone(request)
         # The next request's deadline starts with its first byte; until then
         # the idle timeout governs a kept-alive connection.
@@ -360,12 +364,16 @@ class IndexRequest(Request):
 
     def finish(self) -> None:
         super().finish()
-        self._report_done(None)
+        site = self._site
+        if site is not None:
+            self._site = None
+            site.request_done(self, None)
 
     def _report_done(self, reason: Failure | None) -> None:
-        # Called directly when the request finishes or its client goes
-        # away, rather than through a notifyFinish Deferred made for every
-        # request; once, whichever comes first.
+        # Called directly when the request finishes (finish() does the
+        # same, inline) or its client goes away, rather than through a
+        # notifyFinish Deferred made for every request; once, whichever
+        # comes first.
         site, self._site = self._site, None
         if site is not None:
             site.request_done(self, reason)
