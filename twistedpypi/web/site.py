@@ -142,9 +142,25 @@ class IndexChannel(HTTPChannel):
     _body_received = 0
     _transfer_codings: tuple[bytes, ...] = ()
 
+    _host = None
+    _peer = None
+
     def connectionMade(self) -> None:
         super().connectionMade()
         self._start_header_deadline()
+
+    def getHost(self):
+        # Twisted asks for both addresses for every request it makes (for
+        # the local one, a getsockname() system call: 5% of a small
+        # request); neither changes while the connection lasts.
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
+    def getPeer(self):
+        if self._peer is None:
+            self._peer = super().getPeer()
+        return self._peer
 
     def dataReceived(self, data: bytes) -> None:
         if self._awaiting_headers and self._header_started is None:
