@@ -33,6 +33,8 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgent
 
+from twistedpypi.fs import temporary_tag
+
 log = Logger()
 
 WRITE_SIZE = 256 * 1024
@@ -183,7 +185,9 @@ class _BodyReceiver(TwistedProtocol):
 
 def _open_temporary(directory: str, filename: str) -> tuple[str, IO[bytes]]:
     os.makedirs(directory, exist_ok=True)
-    descriptor, path = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
+    # Named by node and process, last before ".part", as all the cache's
+    # temporaries are: see scan_cache.
+    descriptor, path = tempfile.mkstemp(prefix=f".{filename}.", suffix=f".{temporary_tag()}.part", dir=directory)
     os.fchmod(descriptor, 0o644)  # mkstemp's 0600 would outlive the rename
     return path, os.fdopen(descriptor, "wb")
 

@@ -32,7 +32,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
 from twisted.web.http_headers import Headers
 
 from twistedpypi.config import DEFAULT_UPSTREAM_TIMEOUT, DEFAULT_UPSTREAM_TTL
-from twistedpypi.fs import temporary_tag
+from twistedpypi.fs import is_leftover, temporary_tag
 from twistedpypi.index.model import Page
 from twistedpypi.proxy.fetch import (
     FileDownload,
@@ -504,8 +504,9 @@ class Upstream:
 def sweep_temporaries(cache_dir: str, before: float = float("inf")) -> int:
     """
     Remove the temporary files of downloads a previous run did not finish
-    (last written before C{before}, so not this run's); return how many.
-    Blocks: call it in a thread.
+    (last written before C{before}, so not this run's, and left by this
+    node: see L{twistedpypi.fs.is_leftover}; nodes may share the cache);
+    return how many.  Blocks: call it in a thread.
     """
     return scan_cache(cache_dir, before)[0]
 
@@ -525,7 +526,7 @@ def scan_cache(cache_dir: str, before: float = float("inf")) -> tuple[int, set[s
             path = os.path.join(directory, filename)
             if filename.startswith(".") and filename.endswith(".part"):
                 try:
-                    if os.stat(path).st_mtime < before:
+                    if os.stat(path).st_mtime < before and _unfinished_here(filename, path):
                         os.unlink(path)
                         removed += 1
                 except OSError:
@@ -533,6 +534,19 @@ def scan_cache(cache_dir: str, before: float = float("inf")) -> tuple[int, set[s
             elif not filename.startswith(".") and is_normalized_project_name(project):
                 complete.add(f"{project}/{filename}")
     return removed, complete
+
+
+def _unfinished_here(filename: str, path: str) -> bool:
+    """
+    Whether the temporary file C{filename} (C{.FILE[.RANDOM].TAG.part}, TAG
+    naming its node and process) is a leftover this process may delete.
+    Names without a tag, from before nodes were named, were this node's.
+    """
+    tag = filename[: -len(".part")].rpartition(".")[2]
+    _, separator, pid = tag.rpartition("_")
+    if not (separator and pid.isdigit()):
+        return True
+    return is_leftover(tag, path, at_start=True)
 
 
 class UpstreamService(Service):

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -525,6 +526,28 @@ def test_the_start_up_scan_lists_complete_files_and_spares_this_runs_downloads(t
     (tmp_path / "p" / ".project.json").write_bytes(b"{}")
     assert scan_cache(str(tmp_path), time.time() - 60) == (1, {"p/p-1.0.tar.gz", "p/p-1.0.tar.gz.metadata"})
     assert sorted(os.listdir(tmp_path / "p")) == [".p-1.1.tar.gz.def.part", ".project.json", "p-1.0.tar.gz", "p-1.0.tar.gz.metadata"]
+
+
+def test_a_start_up_sweep_spares_other_nodes_downloads_on_a_shared_cache(tmp_path, monkeypatch):
+    from twistedpypi.proxy.fetch import _open_temporary
+    from twistedpypi.proxy.upstream import sweep_temporaries
+
+    monkeypatch.setenv("TWISTEDPYPI_NODE_NAME", "node-a")
+    path, stream = _open_temporary(str(tmp_path / "p"), "p-1.0.tar.gz")
+    stream.close()
+    assert path.endswith(f".node-a_{os.getpid()}.part")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    others = [tmp_path / "p" / f".p-2.0.tar.gz.x1.node-b_{pid}.part" for pid in (dead.pid, 1)]
+    ours = tmp_path / "p" / f".p-3.0.tar.gz.x2.node-a_{dead.pid}.part"
+    an_hour_ago = time.time() - 3600  # before this run, not abandoned
+    for temporary in [*others, ours]:
+        temporary.write_bytes(b"half")
+    for temporary in [*others, ours, path]:
+        os.utime(temporary, (an_hour_ago, an_hour_ago))
+    # This process's own name at start: a container restarted as the same pid.
+    assert sweep_temporaries(str(tmp_path), time.time() - 60) == 2
+    assert sorted(os.listdir(tmp_path / "p")) == sorted(other.name for other in others)
 
 
 def test_the_service_has_an_upstream_only_in_proxy_mode_with_fallback_enabled(tmp_path):
