@@ -17,7 +17,8 @@ A save in a server runs in a thread beside the reactor and would take the
 interpreter from it for as long as it runs (halving the pages served
 meanwhile): it works in slices of L{SLICE} seconds and sleeps between them,
 so that it holds the interpreter for at most L{BACKGROUND_SHARE} of the time,
-and takes that much longer, until L{hurry} says the process is stopping.
+and takes that much longer, until its C{hurry} event says the process is
+stopping.
 Blocking: call from a thread.
 """
 
@@ -56,17 +57,6 @@ SLICE = 0.002
 Seconds a paced save works before it sleeps: what a request may wait for
 the interpreter at most while a save runs.
 """
-
-_HURRY = threading.Event()
-
-
-def hurry() -> None:
-    """
-    Let every save, under way or to come, work without pausing: the process
-    is stopping, and waits for them.  Safe from any thread.
-    """
-    _HURRY.set()
-
 
 def _digest() -> "hashlib._Hash":
     return hashlib.blake2b(digest_size=32)
@@ -139,7 +129,13 @@ def _file(entry: tuple, base: int, metadata: bytes | None) -> DistributionFile:
     )
 
 
-def save(path: str, files: Iterable[DistributionFile], metadata_of, share: float | None = None) -> None:
+def save(
+    path: str,
+    files: Iterable[DistributionFile],
+    metadata_of,
+    share: float | None = None,
+    hurry: threading.Event | None = None,
+) -> None:
     """
     Replace the cache with these descriptions, atomically.
 
@@ -148,11 +144,13 @@ def save(path: str, files: Iterable[DistributionFile], metadata_of, share: float
         rest (see L{Pacer}); by default L{BACKGROUND_SHARE} off the main
         thread (in a server, beside the reactor), and all of it on the main
         thread (a process that does nothing else meanwhile).
+    @param hurry: once set (from any thread: the process is stopping, and
+        waits for the save), the save works on without pausing.
     @raise OSError: when the cache cannot be written.
     """
     if share is None:
         share = 1.0 if threading.current_thread() is threading.main_thread() else BACKGROUND_SHARE
-    pace = Pacer(share)
+    pace = Pacer(share, hurry=hurry)
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     _remove_abandoned(directory)
@@ -201,8 +199,8 @@ class Pacer:
     a share of the time: after each L{SLICE} of work, for as long as that
     work took times C{(1 - share) / share}.  Work is measured in wall-clock
     time, so time spent waiting for the interpreter counts as work: a
-    paced thread errs on the side of sleeping.  Once L{hurry} is called, it
-    neither sleeps nor goes on sleeping.
+    paced thread errs on the side of sleeping.  Once its C{hurry} event is
+    set, it neither sleeps nor goes on sleeping.
     """
 
     def __init__(
@@ -210,19 +208,22 @@ class Pacer:
         share: float,
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], object] | None = None,
+        hurry: threading.Event | None = None,
     ) -> None:
         """
         @param share: more than 0; 1 or more means never sleeping.
         @param sleep: sleeps for the seconds given; by default, until
-            L{hurry} is called at the latest.
+            C{hurry} is set at the latest.
+        @param hurry: set when the work is to go on without sleeping.
         """
         self._ratio = max(0.0, (1 - share) / share)
         self._clock = clock
-        self._sleep = _HURRY.wait if sleep is None else sleep
+        self._hurry = hurry or threading.Event()
+        self._sleep = self._hurry.wait if sleep is None else sleep
         self._since = clock()
 
     def __call__(self) -> None:
-        if not self._ratio or _HURRY.is_set():
+        if not self._ratio or self._hurry.is_set():
             return
         worked = self._clock() - self._since
         if worked >= SLICE:

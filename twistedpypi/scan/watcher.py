@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 import time
 from typing import Callable, Iterable
 
@@ -130,6 +131,9 @@ class PackageWatcher(Service):
         self._cache_entries = 0
         self._cache_stale = False
         self._saving: Deferred[None] = succeed(None)
+        # Set when stopping: a paced save (see describecache.save) then
+        # works on without pausing, since the stop waits for it.
+        self._stopping = threading.Event()
 
     def startService(self) -> None:
         super().startService()
@@ -139,6 +143,7 @@ class PackageWatcher(Service):
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
+        self._stopping.set()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         if self._retry_call is not None and self._retry_call.active():
@@ -179,7 +184,7 @@ class PackageWatcher(Service):
         def save(_) -> Deferred[None] | None:
             if self._cache_path is None:
                 return None
-            return deferToThread(_save_and_trim, self._cache_path, files, self.index.metadata_of)
+            return deferToThread(_save_and_trim, self._cache_path, files, self.index.metadata_of, self._stopping)
 
         def failed(failure) -> None:
             log.warn(
@@ -641,9 +646,12 @@ class PackageWatcher(Service):
         )
 
 
-def _save_and_trim(path: str, files: list[DistributionFile], metadata_of) -> None:
-    """Save the description cache, then give back what saving took."""
+def _save_and_trim(path: str, files: list[DistributionFile], metadata_of, hurry: threading.Event) -> None:
+    """
+    Save the description cache, paced (see L{describecache.save}) until
+    C{hurry} is set, then give back what saving took.
+    """
     try:
-        describecache.save(path, files, metadata_of)
+        describecache.save(path, files, metadata_of, hurry=hurry)
     finally:
         release_free_memory()

@@ -229,13 +229,13 @@ def many_files(count):
     return list(index.files_by_path.values()), index.metadata_of
 
 
-def save_in_a_thread(path, files, metadata_of):
+def save_in_a_thread(path, files, metadata_of, hurry=None):
     """Save in a thread; the seconds the save took, and the CPU seconds it used."""
     used = []
 
     def save():
         cpu = time.thread_time()
-        describecache.save(path, files, metadata_of)
+        describecache.save(path, files, metadata_of, hurry=hurry)
         used.append(time.thread_time() - cpu)
 
     started = time.perf_counter()
@@ -255,14 +255,14 @@ def test_a_save_beside_the_main_thread_works_a_small_share_of_the_time_and_one_o
     assert time.perf_counter() - started < took / 4
 
 
-def test_a_stopping_process_hurries_a_save_under_way(tmp_path, monkeypatch):
-    monkeypatch.setattr(describecache, "_HURRY", threading.Event())
+def test_a_stopping_process_hurries_a_save_under_way(tmp_path):
+    stopping = threading.Event()
     files, metadata_of = many_files(20_000)
-    paced, _ = save_in_a_thread(str(tmp_path / "cache"), files, metadata_of)
-    threading.Timer(paced / 4, describecache.hurry).start()
-    hurried, _ = save_in_a_thread(str(tmp_path / "cache"), files, metadata_of)
+    paced, _ = save_in_a_thread(str(tmp_path / "cache"), files, metadata_of, stopping)
+    threading.Timer(paced / 4, stopping.set).start()
+    hurried, _ = save_in_a_thread(str(tmp_path / "cache"), files, metadata_of, stopping)
     assert hurried < paced / 2
     assert dict(describecache.load(str(tmp_path / "cache")).items()) == {dist.path: dist for dist in files}
     started = time.perf_counter()
-    save_in_a_thread(str(tmp_path / "cache"), files, metadata_of)
+    save_in_a_thread(str(tmp_path / "cache"), files, metadata_of, stopping)
     assert time.perf_counter() - started < paced / 4
