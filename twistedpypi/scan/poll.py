@@ -15,10 +15,11 @@ and looked at from then on; gone ones are forgotten.
 
 A new or replaced file may still be being written.  One modified more than
 L{SETTLE_SECONDS} ago is taken at once.  A recent one is looked at again
-every tick, whether or not its directory changed, and taken once a look
-finds it as the one before did (device, inode, size, modification time):
-an upload stored by any node (written under a hidden name, then linked)
-is listed everywhere within two looks.  Nothing on the file tells a
+every L{SETTLING_LOOK} seconds (or the interval, if shorter), whether or not
+its directory changed, and taken once a look finds it as the one before did
+(device, inode, size, modification time): an upload stored by any node
+(written under a hidden name, then linked) is listed everywhere within an
+interval and a quarter of a second.  Nothing on the file tells a
 complete file from one whose writer paused for longer than a tick (its
 change time is no help: with the kernel's coarse clock a link made right
 after the last write has that write's time), so it is still looked at
@@ -37,7 +38,7 @@ proportion to the directory (0.1 s for 100,000 names) and comes only when
 it changed.  L{Poller} spaces the sweeps at least L{PACE} times their own
 duration apart, so that many directories (or a slow file server) make it
 sweep less often rather than take more than 1/L{PACE} of a core; the files
-still settling are looked at every interval all the same.
+still settling are looked at all the same.
 
 L{DirectoryPoller} blocks on the file system (one look at a time, in a
 thread); L{Poller} is reactor code.
@@ -64,6 +65,13 @@ log = Logger()
 
 PACE = 50
 """The interval between looks is at least this many times a look's duration."""
+
+SETTLING_LOOK = 0.25
+"""
+Seconds between looks at files still settling: a copy under way changes
+within it, an upload stored by another node is listed that much after it
+is seen.
+"""
 
 _SETTLE_NS = int(SETTLE_SECONDS * 1e9)
 
@@ -499,11 +507,12 @@ class Poller:
         now = self._reactor.seconds()
         if sweep:
             self._next_sweep = now + max(self.interval, PACE * look.checking_seconds)
-        # Files settling are looked at every interval, even while many
-        # directories make the sweeps rarer: an upload is listed two
-        # intervals after a sweep sees it.
+        # Files settling are looked at soon, even while many directories
+        # make the sweeps rarer: an upload is listed a quarter of a second
+        # after a sweep sees it.
         until_sweep = self._next_sweep - now
-        self._schedule(max(0.0, min(self.interval, until_sweep) if look.settling else until_sweep))
+        soon = min(SETTLING_LOOK, self.interval, until_sweep)
+        self._schedule(max(0.0, soon if look.settling else until_sweep))
 
     def _failed(self, failure) -> None:
         log.failure("looking at the package directories failed", failure)
