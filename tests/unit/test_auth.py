@@ -67,6 +67,56 @@ async def test_the_checker_answers_with_the_user_or_unauthorized_login(tmp_path)
         await checker.requestAvatarId(UsernamePassword(b"alice", b"nope"))
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_right_login_is_hashed_once_until_the_file_changes_and_a_wrong_one_every_time(tmp_path, monkeypatch):
+    from passlib.apache import HtpasswdFile
+
+    hashed = []
+    check_password = HtpasswdFile.check_password
+
+    def counted(self, user, password):
+        hashed.append((user, password))
+        return check_password(self, user, password)
+
+    monkeypatch.setattr(HtpasswdFile, "check_password", counted)
+    path = tmp_path / "htpasswd"
+    path.write_text("alice:plain-pw\nbob:other-pw\n")
+    checker = HtpasswdChecker(str(path))
+
+    async def login(user, password):
+        try:
+            return await checker.requestAvatarId(UsernamePassword(user.encode(), password.encode()))
+        except UnauthorizedLogin:
+            return None
+
+    assert [await login("alice", "plain-pw") for _ in range(3)] == ["alice"] * 3
+    assert [await login("alice", "wrong") for _ in range(2)] == [None, None]
+    assert await login("bob", "other-pw") == "bob"
+    assert hashed == [("alice", "plain-pw"), ("alice", "wrong"), ("alice", "wrong"), ("bob", "other-pw")]
+    # A user name and password split elsewhere is another login.
+    assert await login("alice", "plain-p") is None
+    # A changed file forgets every login: alice's password changed.
+    path.write_text("alice:new-pw\nbob:other-pw\n")
+    assert await login("alice", "plain-pw") is None
+    assert await login("alice", "new-pw") == "alice"
+    assert await login("alice", "new-pw") == "alice"
+    assert hashed[-2:] == [("alice", "plain-pw"), ("alice", "new-pw")]
+
+
+def test_remembered_logins_are_bounded_and_the_oldest_is_forgotten():
+    from twistedpypi.auth import MAX_REMEMBERED_LOGINS, _login_digest, _Passwords
+
+    passwords = _Passwords(htpasswd=None, decoy=None)
+    digests = [_login_digest(f"user{n}", "pw") for n in range(MAX_REMEMBERED_LOGINS + 1)]
+    for digest in digests:
+        passwords.remember(digest)
+    assert len(passwords.remembered) == MAX_REMEMBERED_LOGINS
+    assert digests[0] not in passwords.remembered
+    assert digests[1] in passwords.remembered and digests[-1] in passwords.remembered
+    # The name's length is part of what is digested: no split collides.
+    assert _login_digest("ab", "c") != _login_digest("a", "bc")
+
+
 def test_basic_credentials_are_read_and_anything_else_ignored():
     credentials = basic_credentials(basic("alice", "pa:ss"))
     assert (credentials.username, credentials.password) == ("alice", "pa:ss")

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import base64
 import enum
+import hashlib
+import hmac
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
@@ -78,13 +81,48 @@ def read_password_file(path: str) -> tuple[tuple[int, int, int], HtpasswdFile]:
     return stamp, HtpasswdFile.from_string(data)
 
 
+MAX_REMEMBERED_LOGINS = 1024
+"""Right passwords one reading of the password file remembers at most."""
+
+_LOGIN_KEY = os.urandom(32)
+"""This process's key for the digests of remembered logins."""
+
+
+def _login_digest(username: str, password: str) -> bytes:
+    """
+    A keyed digest of a user name and password, which is all a remembered
+    login keeps: never the password itself.  Pure.
+    """
+    name = username.encode("utf-8", "surrogatepass")
+    secret = password.encode("utf-8", "surrogatepass")
+    return hmac.new(_LOGIN_KEY, len(name).to_bytes(4, "big") + name + secret, hashlib.sha256).digest()
+
+
 @dataclass(frozen=True)
 class _Passwords:
-    """One reading of the password file, never changed once made."""
+    """
+    One reading of the password file, and the logins found right against
+    it.  A reading is never changed once made; a changed file is a new
+    reading, which remembers nothing.
+    """
 
     htpasswd: HtpasswdFile
     decoy: str | None
     """The hash a password for an unknown user is checked against."""
+    remembered: dict[bytes, None] = field(default_factory=dict, compare=False, repr=False)
+    """
+    Digests (L{_login_digest}) of the logins verified right, oldest first,
+    at most L{MAX_REMEMBERED_LOGINS}: a client that logs in again is let in
+    without hashing its password again (Apache's C{mod_authn_socache} does
+    the same).  A wrong password is never remembered, so each guess costs
+    its whole hash.
+    """
+
+    def remember(self, digest: bytes) -> None:
+        """Remember a login found right, forgetting the oldest past the bound."""
+        if len(self.remembered) >= MAX_REMEMBERED_LOGINS:
+            del self.remembered[next(iter(self.remembered))]
+        self.remembered[digest] = None
 
 
 def _verify(passwords: _Passwords, username: str, password: str) -> bool:
@@ -131,7 +169,9 @@ class HtpasswdChecker:
     daemon thread of its own with a deadline, never in the reactor's
     thread pool (a read hung on a dead mount would keep the process from
     exiting).  Passwords are then verified in the reactor's thread pool:
-    bcrypt is slow, but never hangs.
+    bcrypt is slow, but never hangs.  A login found right is remembered
+    (a keyed digest, never the password) until the file changes, so the
+    many requests of one C{pip install} hash the password once.
 
     A user name the file does not know costs the same time as a wrong
     password (a password is verified against the file's first entry), so
@@ -183,7 +223,8 @@ class HtpasswdChecker:
         """
         The user name, if the password is right: the file looked at in a
         daemon thread, within C{read_timeout} seconds, then the password
-        checked in the reactor's thread pool.
+        checked in the reactor's thread pool, unless this reading of the
+        file already found this login right (L{_Passwords.remembered}).
         """
         username = credentials.username
         password = credentials.password
@@ -193,7 +234,16 @@ class HtpasswdChecker:
             password = password.decode("utf-8", "replace")
 
         def check(passwords: _Passwords) -> Deferred[bool]:
-            return deferToThread(_verify, passwords, username, password)
+            digest = _login_digest(username, password)
+            if digest in passwords.remembered:
+                return succeed(True)
+
+            def remember(ok: bool) -> bool:
+                if ok:
+                    passwords.remember(digest)
+                return ok
+
+            return deferToThread(_verify, passwords, username, password).addCallback(remember)
 
         def verdict(ok: bool) -> str:
             if not ok:
