@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import threading
 from typing import Callable, Generic, TypeVar
 
@@ -30,6 +31,9 @@ MAX_HUNG_READS = 4
 
 MAX_WATCHED_FILE_SIZE = 16 * 1024 * 1024
 """Bytes of the file read at most."""
+
+LOOKER_IDLE = 30.0
+"""Seconds a looking thread waits for work before it ends."""
 
 
 class FileUnavailable(Exception):
@@ -67,6 +71,51 @@ def read_watched_file(path: str) -> tuple[tuple[int, int, int], bytes]:
     return _stamp_of(status), b"".join(chunks)
 
 
+class _Looker:
+    """
+    A daemon thread that runs looks at a file one after another, so that a
+    request hands its look to a waiting thread instead of starting one (a
+    thread costs about as much as the rest of the request).  It ends after
+    C{idle} seconds without work, or after its look under way when
+    abandoned (L{retire}).  Its lock guards only the queue, never a look.
+    """
+
+    def __init__(self, name: str, idle: float) -> None:
+        self._work: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._alive = True
+        self._idle = idle
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def submit(self, look: Callable[[], None]) -> bool:
+        """Queue a look; C{False} when this thread has ended or was retired."""
+        with self._lock:
+            if not self._alive:
+                return False
+            self._work.put(look)
+            return True
+
+    def retire(self) -> None:
+        """End the thread once its look under way (hung, perhaps) returns."""
+        with self._lock:
+            self._alive = False
+            self._work.put(None)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                look = self._work.get(timeout=self._idle)
+            except queue.Empty:
+                with self._lock:
+                    if self._work.empty():
+                        self._alive = False
+                        return
+                continue
+            if look is None:
+                return
+            look()
+
+
 class _Read:
     """One read under way, and the requests waiting for it."""
 
@@ -84,13 +133,13 @@ class WatchedFile(Generic[Parsed]):
     the file grants is refused meanwhile, never opened up.
 
     For a request, the file is looked at (and read if it changed) in a
-    daemon thread of its own, not the reactor's thread pool: a read that
-    hangs on a dead mount would hold a pool thread for good, and the
-    reactor joins its pool's threads when it stops, so the process would
-    never exit.  A hung read is abandoned at its deadline (the requests
-    waiting for it are refused), no lock is held while it hangs, and
-    requests arriving meanwhile start another read, up to
-    L{MAX_HUNG_READS}.
+    daemon thread of its own (a L{_Looker}, kept while there is work), not
+    the reactor's thread pool: a read that hangs on a dead mount would hold
+    a pool thread for good, and the reactor joins its pool's threads when
+    it stops, so the process would never exit.  A hung read is abandoned at
+    its deadline with its thread (the requests waiting for it are refused),
+    no lock is held while it hangs, and requests arriving meanwhile start
+    another read in a new thread, up to L{MAX_HUNG_READS}.
 
     @param what: what the file is, for the log ("tokens file").
     @param parse: bytes to the parsed contents; raises L{ValueError} on a
@@ -100,6 +149,8 @@ class WatchedFile(Generic[Parsed]):
     @param reactor: what times reads and takes their results; the global
         reactor when not given (looked up on first use, so that making one
         while parsing options installs none).
+    @param looker_idle: seconds the looking thread waits for another look
+        before it ends.
     """
 
     def __init__(
@@ -111,6 +162,7 @@ class WatchedFile(Generic[Parsed]):
         read_timeout: float = READ_TIMEOUT,
         read: Callable[[str], tuple[tuple[int, int, int], Parsed]] | None = None,
         unavailable: type[FileUnavailable] = FileUnavailable,
+        looker_idle: float = LOOKER_IDLE,
     ) -> None:
         self.path = path
         self.what = what
@@ -126,6 +178,8 @@ class WatchedFile(Generic[Parsed]):
         self._newest_outcome = 0
         self._current: _Read | None = None
         self._hung = 0
+        self._looker: _Looker | None = None
+        self._looker_idle = looker_idle
 
     def _read_if_changed(self, known: tuple[int, int, int] | None) -> tuple | None:
         """The stamp and parsed contents, or L{None} if unchanged.  Blocking."""
@@ -208,11 +262,16 @@ class WatchedFile(Generic[Parsed]):
                 outcome = Failure()
             reactor.callFromThread(self._finished, read, outcome)
 
-        threading.Thread(target=run, name=f"{self.what} reader", daemon=True).start()
+        if self._looker is None or not self._looker.submit(run):
+            self._looker = _Looker(f"{self.what} reader", self._looker_idle)
+            self._looker.submit(run)
         return read
 
     def _overdue(self, read: _Read) -> None:
         read.deadline = None
+        if self._looker is not None:
+            self._looker.retire()
+            self._looker = None
         self._current = None
         self._hung += 1
         reason = f"no answer within {self.read_timeout:g} seconds"
