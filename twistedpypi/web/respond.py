@@ -9,6 +9,7 @@ Reactor code: nothing here blocks.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Coroutine
 from functools import cache
 from html import escape
@@ -29,6 +30,38 @@ from twistedpypi.web.plainbodies import PLAIN_BODIES
 log = Logger()
 
 
+MICRO_CACHE = b"x-micro-cache"
+"""
+A request header a caching proxy in front of the nodes sends
+(C{init/nginx-replicas.conf}: C{X-Micro-Cache: second}): pages are then
+answered with C{X-Accel-Expires: @<this second>}, which tells nginx to keep
+the page only until the wall clock's next second.  Its own shortest time,
+C{proxy_cache_valid 1s}, keeps a page 1 to 2 s, since nginx counts whole
+seconds; this keeps it 0 to 1 s, so an upload is listed through the cache
+a second sooner.  Any value asks; a client sending it gets a header it
+ignores, and nginx never passes C{X-Accel-Expires} on.
+"""
+
+
+class _ThisSecond:
+    """The C{X-Accel-Expires} value for the current second, made once a second."""
+
+    def __init__(self, clock=time.time) -> None:
+        self._clock = clock
+        self._second = -1
+        self._value = b""
+
+    def value(self) -> bytes:
+        second = int(self._clock())
+        if second != self._second:
+            self._second = second
+            self._value = b"@%d" % second
+        return self._value
+
+
+_this_second = _ThisSecond()
+
+
 def send_page(
     request: Request,
     page: Page,
@@ -39,7 +72,9 @@ def send_page(
     """
     Answer with a pre-rendered page, or 304 when the client's
     C{If-None-Match} already names it; gzip-compressed when the page is
-    kept so and the client accepts it, else from L{PLAIN_BODIES}.
+    kept so and the client accepts it, else from L{PLAIN_BODIES}.  A
+    caching proxy that asks (L{MICRO_CACHE}) is told to keep it until the
+    next second.
 
     @param vary: the request headers, besides C{Accept-Encoding}, that chose
         this page (C{Vary}); a C{Vary} the response has already is kept.
@@ -47,6 +82,8 @@ def send_page(
     headers = request.responseHeaders
     if cache_control is not None:
         headers.setRawHeaders(b"cache-control", [cache_control])
+    if request.getHeader(MICRO_CACHE) is not None:
+        headers.setRawHeaders(b"x-accel-expires", [_this_second.value()])
     gzipped = page.gzipped
     if gzipped is not None:
         compressed = accepts_gzip(request.getHeader(b"accept-encoding"))

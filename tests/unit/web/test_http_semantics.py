@@ -185,3 +185,23 @@ async def test_each_representation_of_a_page_has_its_own_etag(demo, url):
         headers={"Accept": "application/vnd.pypi.simple.v1+html", "If-None-Match": html.headers.getRawHeaders("etag")[0]},
     )
     assert again.code == 200
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("url", ["/simple/", "/simple/demo-pkg/", "/pypi/demo-pkg/json"])
+async def test_a_micro_cache_that_asks_is_told_to_keep_a_page_until_the_next_second(demo, url):
+    import time
+
+    treq = client(demo)
+    plain, _ = await get(treq, url)
+    assert plain.headers.getRawHeaders("x-accel-expires") is None
+    before = int(time.time())
+    asked, _ = await get(treq, url, headers={"X-Micro-Cache": "second"})
+    after = int(time.time())
+    (expires,) = asked.headers.getRawHeaders("x-accel-expires")
+    assert expires.startswith("@") and before <= int(expires[1:]) <= after
+    # The 304 of a revalidation says so too: nginx takes the new time from it.
+    etag = asked.headers.getRawHeaders("etag")[0]
+    again, _ = await get(treq, url, headers={"X-Micro-Cache": "second", "If-None-Match": etag})
+    assert again.code == 304
+    assert again.headers.getRawHeaders("x-accel-expires")[0].startswith("@")
