@@ -37,6 +37,8 @@ ROUTES = [
     ("GET", f"/packages/{WHEEL}.asc", {}, None),
     ("GET", "/pypi/demo/json", {}, None),
     ("GET", "/pypi/demo/1.0/json", {}, None),
+    ("GET", "/demo/json", {}, None),
+    ("GET", "/Demo/json", {}, None),
     ("GET", "/project/", {}, None),
     ("GET", "/project/?q=demo", {}, None),
     ("GET", "/project/demo/", {}, None),

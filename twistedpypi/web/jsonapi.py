@@ -1,9 +1,11 @@
 """
 The PyPI JSON API: C{/pypi/<project>/json} and
-C{/pypi/<project>/<version>/json}.
+C{/pypi/<project>/<version>/json}, and pypiserver's C{/<project>/json}.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from packaging.version import InvalidVersion, Version
 from twisted.web.resource import Resource
@@ -54,7 +56,18 @@ class JsonApi(Resource):
             parts.pop()
         if len(parts) not in (2, 3) or parts[-1] != "json":
             return error_page(request, 404, "use /pypi/<project>/json or /pypi/<project>/<version>/json")
-        name = parts[0]
+        return self.render_document(
+            request, parts[0], parts[1] if len(parts) == 3 else None, lambda normalized: "/pypi/" + "/".join([normalized, *parts[1:]])
+        )
+
+    def render_document(
+        self, request: Request, name: str, wanted: str | None, normal_path: Callable[[str], str]
+    ) -> bytes:
+        """
+        Answer with the project document of C{name} (the release C{wanted},
+        if given), or redirect to C{normal_path(normalized name)} when the
+        name is not in its normal form.
+        """
         if not is_project_name(name):
             return error_page(request, 404, "not a project name")
         normalized = normalize_name(name)
@@ -62,13 +75,13 @@ class JsonApi(Resource):
         if project is None:
             return error_page(request, 404, "No such project on this index", f"project {name!r} is not on this index")
         if normalized != name:
-            return relative_redirect(request, "/pypi/" + "/".join([normalized, *parts[1:]]))
+            return relative_redirect(request, normal_path(normalized))
         version = None
-        if len(parts) == 3:
-            version = find_release(project, parts[1])
+        if wanted is not None:
+            version = find_release(project, wanted)
             if version is None:
                 return error_page(
-                    request, 404, "No such version of this project", f"{project.name} has no version {parts[1]!r}"
+                    request, 404, "No such version of this project", f"{project.name} has no version {wanted!r}"
                 )
         base = base_url(request)
         key = (version, base)

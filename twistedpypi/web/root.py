@@ -62,6 +62,25 @@ class ProjectShortcut(Resource):
         return relative_redirect(request, f"/simple/{normalize_name(self.name)}/")
 
 
+class ProjectDocument(Resource):
+    """
+    C{/<project>/json}: pypiserver's project document, answered here with
+    the PyPI JSON API's (C{/pypi/<project>/json}), which holds everything
+    pypiserver's has (C{info.version}, C{releases} with each file's C{url})
+    and more.  Listed behind C{list}, as in pypiserver.
+    """
+
+    isLeaf = True
+
+    def __init__(self, documents: JsonApi, name: str) -> None:
+        super().__init__()
+        self.documents = documents
+        self.name = name
+
+    def render_GET(self, request: Request) -> bytes:
+        return self.documents.render_document(request, self.name, None, lambda normalized: f"/{normalized}/json")
+
+
 @dataclass(frozen=True)
 class Route:
     """
@@ -147,6 +166,12 @@ C{/<project>/} shortcut are L{Root}'s own.
 _ROUTE_BY_SEGMENT = {route.segment: route for route in ROUTES}
 
 
+def posts_xml(request: Request) -> bool:
+    """Whether a C{POST /} is XML (pip search's XML-RPC), not a form."""
+    content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+    return content_type in (b"text/xml", b"application/xml")
+
+
 _NAMED_PATHS = 4096
 """The most request paths L{RouteNames} remembers the route of."""
 
@@ -182,8 +207,7 @@ class RouteNames:
             return "health"
         if path == b"/":
             if request.method == b"POST":
-                content_type = request.getHeader(b"content-type") or b""
-                return "xmlrpc" if content_type.startswith(b"text/xml") else "upload"
+                return "xmlrpc" if posts_xml(request) else "upload"
             return "welcome"
         if not path.startswith(b"/"):
             # "*", or a target refused with 400.
@@ -191,8 +215,11 @@ class RouteNames:
         route = _ROUTE_BY_SEGMENT.get(path.split(b"/", 2)[1])
         if route is not None:
             return route.metrics_name
-        # /<project>/, pypiserver's shortcut, or nothing at all.
-        return "shortcut" if path.count(b"/") <= 2 else "other"
+        # /<project>/, pypiserver's shortcut, /<project>/json, its JSON
+        # document, or nothing at all.
+        if path.count(b"/") > 2:
+            return "other"
+        return "json" if path.endswith(b"/json") else "shortcut"
 
 
 class Root(Resource):
@@ -255,10 +282,13 @@ class Root(Resource):
     def action_for(self, name: bytes, request: Request) -> str | None:
         """
         The action a request for the child C{name} performs, or L{None} for
-        the pages that are always open (welcome page, health, shortcuts).
+        the pages that are always open (welcome page, health, the
+        C{/<project>/} shortcut; C{/<project>/json} lists).
         """
         route = _ROUTE_BY_SEGMENT.get(name)
-        return route.action_for(request) if route is not None else None
+        if route is not None:
+            return route.action_for(request)
+        return LIST if request.postpath == [b"json"] else None
 
     def guarded(self, resource: Resource, action: str | None) -> Resource:
         """C{resource}, behind the password check when C{action} needs one."""
@@ -273,7 +303,11 @@ class Root(Resource):
             project = name.decode("utf-8")
         except UnicodeDecodeError:
             return _NoSuchPage()
-        return ProjectShortcut(project) if is_project_name(project) else _NoSuchPage()
+        if not is_project_name(project):
+            return _NoSuchPage()
+        if request.postpath == [b"json"]:
+            return ProjectDocument(self.children[b"pypi"], project)
+        return ProjectShortcut(project)
 
     def render_GET(self, request: Request) -> bytes:
         # "http://host:8080" without the slash.
@@ -285,8 +319,7 @@ class Root(Resource):
         or pip search's XML-RPC (C{text/xml}), told apart by content type.
         Never redirected: twine and poetry take a 3xx as a failure.
         """
-        content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
-        if content_type in (b"text/xml", b"application/xml"):
+        if posts_xml(request):
             rpc = self.children.get(b"RPC2")
             if rpc is None:
                 return error_page(request, 501, "this server does not offer XML-RPC search")

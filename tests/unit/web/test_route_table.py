@@ -6,7 +6,9 @@ the action it names, and counted in C{/metrics} under the name it names.
 
 from __future__ import annotations
 
+import json
 import re
+from urllib.parse import urljoin
 
 import pytest
 import pytest_twisted
@@ -18,7 +20,7 @@ from twistedpypi.auth import AccessPolicy
 from twistedpypi.config import ACTIONS
 from twistedpypi.metrics import Metrics
 from twistedpypi.proxy.upstream import Upstream
-from twistedpypi.web.root import ROUTES, Root, Route
+from twistedpypi.web.root import ROUTES, Root, Route, RouteNames
 from twistedpypi.web.site import IndexSite
 
 
@@ -119,3 +121,52 @@ async def test_every_route_is_guarded_for_the_action_it_names_and_no_other(serve
             base, _ = serve(frozenset(ACTIONS) - {action})
             status, body, _ = await get(base + path)
             assert status not in (401, 403), (path, action, status, body)
+
+
+@pytest_twisted.ensureDeferred
+async def test_pypiservers_project_document_is_served_counted_and_guarded_for_listing(serve, packages):
+    from tests.distributions import wheel_bytes, write
+
+    write(packages, wheel_bytes("demo", "1.0"))
+    base, _ = serve(frozenset())
+    status, body, _ = await get(base + "/demo/json")
+    assert status == 200
+    document = json.loads(body)
+    assert document["info"]["version"] == "1.0"
+    assert document["releases"]["1.0"][0]["url"] == base + "/packages/demo-1.0-py3-none-any.whl"
+    assert (await get(base + "/pypi/demo/json"))[1] == body
+    # As pypiserver: another spelling is sent to the normal one; the
+    # shortcut below it is still the simple page.
+    status, _, location = await get(base + "/Demo/json")
+    assert (status, urljoin(base + "/Demo/json", location.decode())) == (301, base + "/demo/json")
+    assert (await get(base + "/nothing-here/json"))[0] == 404
+    status, _, location = await get(base + "/demo/")
+    assert (status, urljoin(base + "/demo/", location.decode())) == (301, base + "/simple/demo/")
+    _, metrics, _ = await get(base + "/metrics")
+    assert 'route="json",status="200"' in metrics.decode()
+    protected, _ = serve(frozenset({"list"}))
+    assert (await get(protected + "/demo/json"))[0] == 403
+    assert (await get(protected + "/demo/"))[0] == 301
+
+
+@pytest.mark.parametrize(
+    "method, path, content_type, name",
+    [
+        (b"POST", b"/", b"text/xml", "xmlrpc"),
+        (b"POST", b"/", b"Application/XML; charset=utf-8", "xmlrpc"),
+        (b"POST", b"/", b"multipart/form-data; boundary=x", "upload"),
+        (b"GET", b"/", None, "welcome"),
+        (b"GET", b"/demo/", None, "shortcut"),
+        (b"GET", b"/demo/json", None, "json"),
+        (b"GET", b"/demo/x/y", None, "other"),
+    ],
+)
+def test_requests_are_counted_under_the_route_root_sends_them_to(method, path, content_type, name):
+    from twisted.web.test.requesthelper import DummyRequest
+
+    request = DummyRequest(path.lstrip(b"/").split(b"/"))
+    request.method = method
+    request.path = path
+    if content_type is not None:
+        request.requestHeaders.setRawHeaders(b"content-type", [content_type])
+    assert RouteNames()(request) == name
