@@ -119,3 +119,32 @@ def test_a_file_beyond_the_limit_is_still_refused_as_it_streams(start_server, pa
     assert response.status == 413
     assert b"--max-upload-size" in text
     assert not (packages / "demo-1.0.tar.gz").exists()
+
+
+def test_a_chunked_file_beyond_the_limit_is_refused_as_it_streams_and_logged_and_counted(start_server, packages):
+    from tests.metrics_text import parse_metrics
+    from tests.waiting import until
+
+    server = start_server("-P", ".", "-a", ".", "--disable-fallback", "--max-upload-size", "100K", str(packages))
+    body = _form([(":action", b"file_upload"), ("name", b"demo"), ("version", b"1.0")], "demo-1.0.tar.gz", b"y" * (200 * 1024))
+    chunks = (body[start:start + 16384] for start in range(0, len(body), 16384))
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request(
+            "POST", "/", body=chunks, encode_chunked=True, headers={"Content-Type": "multipart/form-data; boundary=xyz"}
+        )
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # refused while sending: the answer is read below
+    response = connection.getresponse()
+    text = response.read()
+    connection.close()
+    assert response.status == 413, text
+    assert not (packages / "demo-1.0.tar.gz").exists()
+    # Refused before Twisted had the whole request, still in the access log
+    # and the metrics as any answer is.
+    assert until(lambda: '"POST / HTTP/1.1" 413 ' in server.log(), 5), server.log()[-2000:]
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("GET", "/metrics")
+    values = parse_metrics(connection.getresponse().read().decode())
+    connection.close()
+    assert values['twistedpypi_http_requests_total{route="upload",status="413"}'] == 1

@@ -69,6 +69,30 @@ class _Clock:
 
 _clock = _Clock()
 
+REFUSED_FORMAT = '%s - - [%s] "-" %s %s "-" "-" %.3f'
+"""
+L{FORMAT} for an answer given before a request line was read whole (too
+long, or too slow): its request is C{"-"}, as Apache and nginx log one.
+"""
+
+
+def log_refused_connection(client: str, status: int, size: int, duration: float) -> None:
+    """
+    Log an answer given to a connection whose request line never came
+    whole: C{414} (too long) or C{408} (too slow).
+
+    @param duration: seconds from the connection's first byte to the answer.
+    """
+    now = time.time()
+    log.info(
+        LINE_FORMAT,
+        log_line=REFUSED_FORMAT % (client, _clock(now), status, size, duration),
+        client=client,
+        status=status,
+        size=size,
+        duration=duration,
+    )
+
 
 def log_access(request: Request, status: int, duration: float) -> None:
     """

@@ -31,7 +31,7 @@ from twistedpypi.scan.watcher import PackageWatcher
 from twistedpypi.uploads.form import largest_upload_body
 from twistedpypi.uploads.multipart import boundary_from_content_type
 from twistedpypi.uploads.publisher import Publisher
-from twistedpypi.web.accesslog import log_access
+from twistedpypi.web.accesslog import log_access, log_refused_connection
 from twistedpypi.web.respond import allowed_methods, error_page, status_phrase
 from twistedpypi.web.root import Root, RouteNames
 from twistedpypi.web.upload import Uploads
@@ -282,7 +282,6 @@ class IndexChannel(HTTPChannel):
             self._headers_too_slow()
 
     def _headers_too_slow(self) -> None:
-        self._header_started = None
         log.info(
             "closing a connection from {peer}: no complete request headers within {seconds}s",
             peer=str(self.transport.getPeer()),
@@ -308,16 +307,28 @@ class IndexChannel(HTTPChannel):
         reason += "\n"
         self._respond_and_disconnect(413, b"Content Too Large", reason)
 
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        # Twisted's answer to a malformed request line or header, or too
+        # many headers: a bare 400, neither logged nor counted.
+        self._respond_and_disconnect(
+            400, b"Bad Request", "the request line or a header is malformed, or there are too many headers\n"
+        )
+
     def _respond_and_disconnect(self, code: int, phrase: bytes, reason: str) -> None:
         """
         Answer without a request object (there is none yet, or its body is
         not wanted) and close: whatever else the client sends is not read.
+        The answer is logged and counted (L{IndexSite.refused_early}).
         """
         body = reason.encode("utf-8")
         self.transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (code, phrase, len(body), body)
         )
+        started, self._header_started = self._header_started, None
+        site = getattr(self, "site", None)
+        if isinstance(site, IndexSite):
+            site.refused_early(self, code, len(body), started)
         self.dataReceived = self.lineReceived = self.rawDataReceived = lambda *args: None
         self.loseConnection()
         # A client that does not read its answer does not keep the
@@ -466,11 +477,15 @@ class IndexRequest(Request):
         phrase = status_phrase(TOO_LARGE_PHRASE)
         # No "100 Continue" after this.
         self.requestHeaders.removeHeader(b"expect")
-        transport = self.channel.transport
+        channel = self.channel
+        transport = channel.transport
         transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (code, phrase, len(body), body)
         )
+        site = getattr(channel, "site", None)
+        if isinstance(site, IndexSite):
+            site.refused_early(channel, code, len(body), self.started)
         try:
             transport.loseWriteConnection()
         except (AttributeError, NotImplementedError):
@@ -625,6 +640,38 @@ class IndexSite(Site):
         finally:
             # Whatever failed above, a stop must not wait for this request.
             self.in_flight.finished()
+
+    def refused_early(self, channel: IndexChannel, code: int, size: int, started: float | None) -> None:
+        """
+        Count and log an answer the connection gave before its request was
+        whole (a bad Transfer-Encoding, 400, 408, 413, 414, 431), which
+        Twisted would neither log nor count: under the request's line when
+        it was read, as C{"-"} otherwise.
+
+        @param size: the bytes of the answer's body.
+        @param started: when the request's first byte came (L{monotonic}).
+        """
+        requests = channel.requests
+        request = requests[-1] if requests else None
+        command = getattr(channel, "_command", None)
+        if isinstance(request, IndexRequest) and request._site is self and command is not None:
+            # Twisted names a request only once its body is in: named here
+            # from what the connection read of it.
+            request.method = command
+            request.uri = channel._path
+            request.path = channel._path.split(b"?", 1)[0]
+            request.clientproto = channel._version
+            request.code = code
+            request.sentLength = size
+            request._report_done(None)
+            return
+        try:
+            duration = 0.0 if started is None else monotonic() - started
+            if self.access_log:
+                log_refused_connection(getattr(channel.getPeer(), "host", "-"), code, size, duration)
+            self.metrics.request_answered("other", code, size)
+        except Exception:
+            log.failure("counting a refused connection failed")
 
     def getResourceFor(self, request: Request) -> Resource:
         if not request.path.startswith(b"/"):

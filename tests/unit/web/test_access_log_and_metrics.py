@@ -175,6 +175,45 @@ async def test_a_client_gone_before_the_answer_is_logged_as_499(site, access_lin
     assert site.metrics.requests["simple"] == {499: 1}
 
 
+REFUSALS = [
+    # Sent, then the status, the logged request line and the route counted.
+    (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n", 414, "-", "other"),
+    (b"GET /simple/ HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431, "GET /simple/ HTTP/1.1", "simple"),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 400, "POST / HTTP/1.1", "upload"),
+    (b"PUT /simple/ HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", 413, "PUT /simple/ HTTP/1.1", "simple"),
+    (b"NOT A REQUEST LINE\r\n\r\n", 400, "-", "other"),
+    (b"GET /simple/ HTTP/1.1\r\nHost: x\r\n", 408, "GET /simple/ HTTP/1.1", "simple"),
+    (b"GE", 408, "-", "other"),
+]
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("sent, status, line, route", REFUSALS)
+async def test_answers_given_before_a_request_is_whole_are_logged_and_counted(site, access_lines, sent, status, line, route):
+    site.header_timeout = 0.3
+    client = socket.create_connection(("127.0.0.1", int(site.base.rsplit(":", 1)[1])))
+    client.setblocking(False)
+    client.sendall(sent)
+    answer = b""
+    for _ in range(300):
+        await deferLater(0.01)
+        try:
+            chunk = client.recv(65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        answer += chunk
+    client.close()
+    assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:80]
+    (event,) = access_lines
+    assert event["status"] == status
+    assert f'"{line}" {status} ' in event["log_line"]
+    assert event["log_line"].startswith("127.0.0.1 - - [")
+    assert site.metrics.requests[route] == {status: 1}
+    assert site.in_flight.count == 0
+
+
 def deferLater(seconds):
     from twisted.internet.task import deferLater as later
 
