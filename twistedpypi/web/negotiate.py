@@ -6,6 +6,7 @@ from the C{Accept} header's q-values or the C{format} query parameter.
 from __future__ import annotations
 
 from twistedpypi.pages.simple import HTML, SIMPLE_HTML, SIMPLE_JSON
+from twistedpypi.web.memo import BoundedMemo
 
 TEXT_HTML = b"text/html"
 
@@ -25,8 +26,7 @@ _EXACT_PREFERENCE = {SIMPLE_JSON: 2, SIMPLE_HTML: 1, HTML: 0}
 _WILDCARD_PREFERENCE = {HTML: 2, SIMPLE_JSON: 1, SIMPLE_HTML: 0}
 _OFFERS = (SIMPLE_JSON, SIMPLE_HTML, HTML)
 
-_cache: dict[bytes | None, bytes | None] = {}
-_CACHE_SIZE = 512
+_cache: BoundedMemo[bytes, bytes | None] = BoundedMemo(512)
 
 
 def _matches(pattern: bytes, offer: bytes) -> int:
@@ -101,8 +101,4 @@ def choose_media_type(accept: bytes | None, format_parameter: bytes | None = Non
         return _cache[accept]
     except KeyError:
         pass
-    choice = _choose(accept)
-    if len(_cache) >= _CACHE_SIZE:
-        _cache.clear()
-    _cache[accept] = choice
-    return choice
+    return _cache.remember(accept, _choose(accept))

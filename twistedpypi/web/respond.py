@@ -25,6 +25,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from twistedpypi.index.model import Page
+from twistedpypi.web.memo import BoundedMemo
 from twistedpypi.web.plainbodies import PLAIN_BODIES
 
 log = Logger()
@@ -110,8 +111,7 @@ def send_page(
     return page.plain if gzipped is None else PLAIN_BODIES.body(page)
 
 
-_accepts_gzip: dict[bytes | None, bool] = {}
-_ACCEPTS_GZIP_SIZE = 256
+_accepts_gzip: BoundedMemo[bytes | None, bool] = BoundedMemo(256)
 
 
 def accepts_gzip(header: bytes | None) -> bool:
@@ -123,13 +123,8 @@ def accepts_gzip(header: bytes | None) -> bool:
         return _accepts_gzip[header]
     except KeyError:
         pass
-    # Clients send one of a few values: each is parsed once (and the
-    # memory of them bounded, whatever a client sends).
-    answer = _parse_accepts_gzip(header)
-    if len(_accepts_gzip) >= _ACCEPTS_GZIP_SIZE:
-        _accepts_gzip.clear()
-    _accepts_gzip[header] = answer
-    return answer
+    # Clients send one of a few values: each is parsed once.
+    return _accepts_gzip.remember(header, _parse_accepts_gzip(header))
 
 
 def _parse_accepts_gzip(header: bytes | None) -> bool:

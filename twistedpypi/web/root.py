@@ -20,6 +20,7 @@ from twistedpypi.web.browse import Browse
 from twistedpypi.web.files import Packages
 from twistedpypi.web.guard import Guard
 from twistedpypi.web.jsonapi import JsonApi
+from twistedpypi.web.memo import BoundedMemo
 from twistedpypi.web.metrics import MetricsPage
 from twistedpypi.web.respond import error_page, relative_redirect
 from twistedpypi.web.simple import (
@@ -186,7 +187,7 @@ class RouteNames:
 
     def __init__(self, health_path: bytes = DEFAULT_HEALTH_ENDPOINT.encode("ascii")) -> None:
         self.health_path = health_path
-        self._by_path: dict[bytes, str] = {}
+        self._by_path: BoundedMemo[bytes, str] = BoundedMemo(_NAMED_PATHS)
 
     def __call__(self, request: Request) -> str:
         path = request.path
@@ -196,9 +197,7 @@ class RouteNames:
         if name is None:
             name = self._name(request)
             if path != b"/":
-                if len(self._by_path) >= _NAMED_PATHS:
-                    self._by_path.clear()
-                self._by_path[path] = name
+                self._by_path.remember(path, name)
         return name
 
     def _name(self, request: Request) -> str:

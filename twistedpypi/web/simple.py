@@ -20,6 +20,7 @@ from twistedpypi.pages.simple import (
     simple_root_html,
     simple_root_json,
 )
+from twistedpypi.web.memo import BoundedMemo
 from twistedpypi.web.negotiate import choose_media_type
 from twistedpypi.web.respond import (
     absolute_redirect,
@@ -83,18 +84,11 @@ def render_project_page(
     return project.cached(media_type, render)
 
 
-_served_names: dict[bytes, str] = {}
+_served_names: BoundedMemo[bytes, str] = BoundedMemo(4096)
 """Path segments already found to be project names as the index spells
 them (valid and normalised), with their text: what L{SimpleIndex} need not
 check again."""
 
-_SERVED_NAMES_SIZE = 4096
-
-
-def _remember_served_name(segment: bytes, name: str) -> None:
-    if len(_served_names) >= _SERVED_NAMES_SIZE:
-        _served_names.clear()
-    _served_names[segment] = name
 
 
 class SimpleIndex(Resource):
@@ -160,7 +154,7 @@ class SimpleIndex(Resource):
         project = self.index.project(normalized)
         if project is None:
             return self.missing.render_missing(request, normalized, media_type)
-        _remember_served_name(postpath[0], normalized)
+        _served_names.remember(postpath[0], normalized)
         page = render_project_page(project, media_type, self.hash_algo, self.index.serial)
         return send_page(request, page, cache_control=self.cache_control, vary=b"Accept")
 
