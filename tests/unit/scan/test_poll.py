@@ -135,3 +135,15 @@ async def test_a_copy_that_pauses_longer_than_two_looks_is_described_again_when_
         await wait_for(lambda: watcher.index.file(filename) is not None, timeout=3 * INTERVAL + 0.5)
         stream.write(data[200:])
     await wait_for(lambda: watcher.index.file(filename).size == len(data), timeout=3 * INTERVAL + 0.5)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_yank_reason_edited_in_place_is_noticed(watcher, packages):
+    path = write(packages, wheel_bytes("marked", "1.0"))
+    with open(path + ".yanked", "w") as stream:
+        stream.write("broken build")
+    await started(watcher)
+    assert watcher.index.yanks.get(path) == "broken build"
+    with open(path + ".yanked", "w") as stream:
+        stream.write("broken build: use 1.1")
+    await wait_for(lambda: watcher.index.yanks.get(path) == "broken build: use 1.1", timeout=2 * INTERVAL + 0.5)

@@ -117,3 +117,29 @@ def test_sweeps_are_spaced_by_what_they_cost_and_settling_files_still_looked_at_
     assert next_look() == PACE * 0.1
     poller._looked(Look(checking_seconds=0.1, settling=1), sweep=True)
     assert next_look() == SETTLING_LOOK < 0.5
+
+
+def test_a_marker_edited_in_place_is_told_though_its_directory_did_not_change(packages):
+    wheel = old_wheel(packages, "marked")
+    marker = wheel + ".yanked"
+    with open(marker, "w") as stream:
+        stream.write("first reason")
+    os.utime(marker, (OLD, OLD))
+    (packages / "team").mkdir()
+    status_file = packages / "team" / "nested.status"
+    status_file.write_text("archived\n")
+    os.utime(status_file, (OLD, OLD))
+    poller = known(packages)
+    identity = os.stat(packages).st_mtime_ns
+    with open(marker, "w") as stream:  # in place, as `echo ... >` does
+        stream.write("a longer second reason")
+    status_file.write_text("quarantined\nmalware\n")
+    assert os.stat(packages).st_mtime_ns == identity
+    look = poller.look()
+    assert look.listed == []
+    assert look.changed == {marker, str(status_file)}
+    assert poller.look().changed == set()
+    # Gone: its directory tells it, once.
+    os.remove(marker)
+    assert poller.look().changed == {marker}
+    assert poller.look().changed == set()
