@@ -41,8 +41,8 @@ def start_server(tmp_path):
     """
     servers: list[ServerProcess] = []
 
-    def start(*arguments: str, env: dict | None = None) -> ServerProcess:
-        server = ServerProcess(list(arguments), tmp_path, env=env)
+    def start(*arguments: str, env: dict | None = None, health: str = "/health") -> ServerProcess:
+        server = ServerProcess(list(arguments), tmp_path, env=env, health=health)
         servers.append(server)
         server.start()
         return server

@@ -38,9 +38,10 @@ class ServerProcess:
     @ivar url: its base URL, C{http://127.0.0.1:PORT}.
     """
 
-    def __init__(self, arguments: list[str], workdir: Path, env: dict | None = None) -> None:
+    def __init__(self, arguments: list[str], workdir: Path, env: dict | None = None, health: str = "/health") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.health = health
         self.arguments = arguments
         self.log_path = workdir / f"server-{self.port}.log"
         # Caches go to the test's folder, never the user's home.
@@ -60,7 +61,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as response:
+                with urllib.request.urlopen(self.url + self.health, timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:

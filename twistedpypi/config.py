@@ -94,6 +94,8 @@ class Config:
     @ivar poll_interval: seconds between looks at the package directories
         (C{--watch poll}, for shared storage), or L{None} to have inotify
         announce changes.
+    @ivar base_path: the path every route is served under (pypiserver's
+        C{--server-base-url}), as C{/pypi}; C{""} to serve at C{/}.
     """
 
     directories: list[str]
@@ -118,6 +120,7 @@ class Config:
     access_log: bool = True
     file_cache_size: int = DEFAULT_FILE_CACHE_SIZE
     poll_interval: float | None = None
+    base_path: str = ""
 
     @property
     def upload_directory(self) -> str:

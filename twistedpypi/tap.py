@@ -10,6 +10,7 @@ from __future__ import annotations
 import getopt
 import hashlib
 import os
+import re
 import sys
 from urllib.parse import urlsplit
 
@@ -110,7 +111,7 @@ class Options(usage.Options):
         ["log-err-frmt", None, None, "pypiserver's error log format: accepted, no effect (errors are logged with their traceback)."],
         ["server", None, None, "pypiserver's choice of WSGI server: accepted, no effect (this is Twisted)."],
         ["backend", None, None, "pypiserver's storage backend: accepted, no effect (the index is in memory, following the directories)."],
-        ["server-base-url", None, None, "pypiserver's route prefix: accepted, no effect (a proxy in front strips the prefix and sends X-Forwarded-Prefix)."],
+        ["server-base-url", None, None, "Serve every route under this path, as pypiserver does: /pypi gives /pypi/simple/, uploads to /pypi/."],
     ]
     optFlags = [
         ["overwrite", "o", "Allow uploads to replace existing files."],
@@ -126,7 +127,6 @@ class Options(usage.Options):
         "log-err-frmt": "errors are logged with their traceback, in --log-frmt's format if given",
         "server": "twistedpypi always serves with Twisted",
         "backend": "the index is always kept in memory and follows the directories as they change",
-        "server-base-url": "routes are served at /; a proxy in front strips the prefix and sends X-Forwarded-Prefix",
         "mirror": "for a caching mirror of --fallback-url use --fallback-mode proxy",
     }
     """pypiserver's flags that mean nothing here, and why."""
@@ -247,6 +247,7 @@ class Options(usage.Options):
             self["inherit-fd"] = int(self["inherit-fd"])
         self._check_header_timeout()
         self["poll-interval"] = self._poll_interval(self["watch"])
+        self["server-base-url"] = self._base_path(self["server-base-url"])
         if not self["health-endpoint"].startswith("/"):
             raise usage.UsageError("--health-endpoint must start with '/'")
         if self["welcome"] is not None:
@@ -288,6 +289,21 @@ class Options(usage.Options):
         for name, why in self.IGNORED.items():
             if self[name]:
                 log.warn("--{name} has no effect: {why}", name=name, why=why)
+
+    @staticmethod
+    def _base_path(value: str | None) -> str:
+        """C{--server-base-url} as a path without its last slash; C{""} for C{/}."""
+        if value is None:
+            return ""
+        path = "/" + value.strip().strip("/")
+        if path == "/":
+            return ""
+        segments = path[1:].split("/")
+        if any(segment in ("", ".", "..") or not re.fullmatch(r"[A-Za-z0-9._~-]+", segment) for segment in segments):
+            raise usage.UsageError(
+                f"--server-base-url {value!r} is not a plain path: segments of letters, digits, - . _ ~ (e.g. /pypi)"
+            )
+        return path
 
     @staticmethod
     def _describe_cache_path(value: str | None, directories: list[str]) -> str | None:
@@ -499,6 +515,7 @@ class Options(usage.Options):
             access_log=not self["no-access-log"],
             file_cache_size=self["file-cache"],
             poll_interval=self["poll-interval"],
+            base_path=self["server-base-url"],
         )
 
 

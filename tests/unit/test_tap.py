@@ -119,3 +119,21 @@ def test_a_double_dash_ends_the_options(tmp_path, monkeypatch):
     options = parse("-p", "9000", "--", "-odd")
     assert options.config().directories == [str(tmp_path / "-odd")]
     assert not options.config().overwrite
+
+
+@pytest.mark.parametrize(
+    "value, path",
+    [("/pypi", "/pypi"), ("pypi/", "/pypi"), ("/team/pypi/", "/team/pypi"), ("/", ""), ("", ""), ("/my-index_2.0~", "/my-index_2.0~")],
+)
+def test_the_server_base_url_is_a_path_without_its_last_slash(tmp_path, value, path):
+    assert parse("--server-base-url", value, str(tmp_path)).config().base_path == path
+
+
+@pytest.mark.parametrize("value", ["/a b", "/../etc", "/a//b", "http://host/pypi", "/pypi?x=1", "/./x"])
+def test_a_server_base_url_that_is_not_a_plain_path_is_refused(tmp_path, value):
+    with pytest.raises(usage.UsageError, match="--server-base-url .* is not a plain path"):
+        parse("--server-base-url", value, str(tmp_path))
+
+
+def test_without_a_server_base_url_routes_are_at_the_root(tmp_path):
+    assert parse(str(tmp_path)).config().base_path == ""

@@ -110,7 +110,7 @@ def log_access(request: Request, status: int, duration: float) -> None:
     user = _text(request.getUser()) if headers.hasHeader(b"authorization") else "-"
     stamp = _clock(now)
     method = _text(request.method)
-    uri = _text(request.uri)
+    uri = _text(getattr(request, "sent_uri", None) or request.uri)
     protocol = _text(request.clientproto)
     size = request.sentLength or "-"
     referer = _text(referer[0] if referer else None)

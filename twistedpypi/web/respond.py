@@ -307,7 +307,7 @@ def base_url(request: Request) -> str:
     This server's public URL, without a trailing slash, as the client sees
     it: from C{X-Forwarded-Proto}, C{X-Forwarded-Host} and
     C{X-Forwarded-Prefix} when a reverse proxy sets them, else from the
-    request itself.
+    request itself; then the path this server serves under, if any.
     """
     scheme = _forwarded(request, b"x-forwarded-proto") or (
         "https" if request.isSecure() else "http"
@@ -319,6 +319,8 @@ def base_url(request: Request) -> str:
     prefix = (_forwarded(request, b"x-forwarded-prefix") or "").rstrip("/")
     if prefix and not prefix.startswith("/"):
         prefix = "/" + prefix
+    # The path this server itself serves under (--server-base-url).
+    prefix += getattr(request, "base_path", b"").decode("ascii")
     return f"{scheme}://{host}{prefix}"
 
 

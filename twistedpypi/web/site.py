@@ -32,7 +32,7 @@ from twistedpypi.uploads.form import largest_upload_body
 from twistedpypi.uploads.multipart import boundary_from_content_type
 from twistedpypi.uploads.publisher import Publisher
 from twistedpypi.web.accesslog import log_access, log_refused_connection
-from twistedpypi.web.respond import allowed_methods, error_page, status_phrase
+from twistedpypi.web.respond import allowed_methods, error_page, relative_redirect, status_phrase
 from twistedpypi.web.root import Root, RouteNames
 from twistedpypi.web.upload import Uploads
 
@@ -336,6 +336,47 @@ class IndexChannel(HTTPChannel):
         self._abort_call = self.callLater(self.abortTimeout, self.transport.abortConnection)
 
 
+class BasePathChannel(IndexChannel):
+    """
+    An L{IndexChannel} for a site served under a path (C{--server-base-url
+    /pypi}, as pypiserver's): each request target is taken out of that path
+    as soon as its request line is read, so that the body-size policy, the
+    routes, the metrics and the pages all see the path they would see at
+    C{/}, and L{base_url} the path the client used.
+    """
+
+    def lineReceived(self, line: bytes) -> None:
+        fresh = not hasattr(self, "_command")
+        super().lineReceived(line)
+        if fresh and hasattr(self, "_command") and self.requests:
+            self._path = self.requests[-1].enter_base_path(self._command, self._path, self.site.base_path)
+
+
+class BaseRedirect(Resource):
+    """
+    The site's path itself (C{/pypi}, without its slash): sent on to
+    C{/pypi/}, under which the pages' relative links work.
+    """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        return relative_redirect(request, request.path.decode("ascii") + "/")
+
+
+class OutsideBasePath(Resource):
+    """A target outside the site's path (C{--server-base-url}): 404."""
+
+    isLeaf = True
+
+    def __init__(self, base: bytes) -> None:
+        super().__init__()
+        self.base = base.decode("ascii")
+
+    def render(self, request: Request) -> bytes:
+        return error_page(request, 404, "Not Found", f"this index is served under {self.base}/")
+
+
 class BadRequestTarget(Resource):
     """
     The answer to a request target that is neither a path (C{/...}), nor
@@ -372,6 +413,12 @@ class IndexRequest(Request):
 
     upload = None
     body_truncated = False
+    base_path = b""
+    """The path the site is served under that this request came through."""
+    sent_uri: bytes | None = None
+    """The request target as sent, when it is not L{uri} (for the log)."""
+    base_path_answer: Resource | None = None
+    """What answers a target outside the site's path, or the path itself."""
     _refused = False
     _linger = None
     _upload_boundary: bytes | None = None
@@ -404,6 +451,24 @@ class IndexRequest(Request):
         site, self._site = self._site, None
         if site is not None:
             site.request_done(self, reason)
+
+    def enter_base_path(self, method: bytes, target: bytes, base: bytes) -> bytes:
+        """
+        The request target C{target} with the site's path C{base} taken
+        off, as the routes see it.  A target outside C{base} is kept, and
+        answered 404; C{base} itself is sent on to C{base/}, but for a
+        C{POST}, taken as one to C{base/} (twine takes a redirect as a
+        failed upload).
+        """
+        absolute = None if target[:1] == b"/" else _ABSOLUTE_FORM.match(target)
+        start = absolute.start(2) if absolute is not None else 0
+        path, question, query = target[start:].partition(b"?")
+        if path.startswith(base + b"/") or (path == base and method == b"POST"):
+            self.sent_uri = target
+            self.base_path = base
+            return target[:start] + (path[len(base):] or b"/") + question + query
+        self.base_path_answer = BaseRedirect() if path == base else OutsideBasePath(base)
+        return target
 
     def headers_received(self, method: bytes, target: bytes, content_type: bytes | None) -> None:
         """
@@ -578,6 +643,8 @@ class IndexSite(Site):
     @ivar uploads: what receives and stores uploads, if anything does.
     @ivar max_upload_size: the largest upload accepted, in bytes.
     @ivar header_timeout: seconds a client has to send its request headers.
+    @ivar base_path: the path every route is served under (C{b"/pypi"}), or
+        C{b""}; its connections are then L{BasePathChannel}s.
     """
 
     protocol = IndexChannel
@@ -594,6 +661,7 @@ class IndexSite(Site):
         metrics: Metrics | None = None,
         access_log: bool = True,
         health_path: bytes = DEFAULT_HEALTH_ENDPOINT.encode("ascii"),
+        base_path: bytes = b"",
         **kwargs,
     ) -> None:
         kwargs.setdefault("timeout", IDLE_TIMEOUT)
@@ -607,6 +675,9 @@ class IndexSite(Site):
         self.in_flight = InFlight()
         self._route = RouteNames(health_path)
         self._channels: WeakSet = WeakSet()
+        self.base_path = base_path
+        if base_path:
+            self.protocol = BasePathChannel
 
     def request_started(self, request: IndexRequest) -> None:
         """
@@ -676,6 +747,9 @@ class IndexSite(Site):
     def getResourceFor(self, request: Request) -> Resource:
         if not request.path.startswith(b"/"):
             return BadRequestTarget()
+        answer = getattr(request, "base_path_answer", None)
+        if answer is not None:
+            return answer
         return super().getResourceFor(request)
 
     def open_connections(self) -> list:
@@ -719,4 +793,5 @@ def make_site(
         metrics=metrics,
         access_log=config.access_log,
         health_path=config.health_endpoint.encode("utf-8"),
+        base_path=config.base_path.encode("ascii"),
     )
