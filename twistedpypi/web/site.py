@@ -32,7 +32,12 @@ from twistedpypi.uploads.form import largest_upload_body
 from twistedpypi.uploads.multipart import boundary_from_content_type
 from twistedpypi.uploads.publisher import Publisher
 from twistedpypi.web.accesslog import log_access, log_refused_connection
-from twistedpypi.web.respond import allowed_methods, error_page, relative_redirect, status_phrase
+from twistedpypi.web.respond import (
+    allowed_methods,
+    error_page,
+    relative_redirect,
+    status_phrase,
+)
 from twistedpypi.web.root import Root, RouteNames
 from twistedpypi.web.upload import Uploads
 
