@@ -148,3 +148,38 @@ def test_a_chunked_file_beyond_the_limit_is_refused_as_it_streams_and_logged_and
     values = parse_metrics(connection.getresponse().read().decode())
     connection.close()
     assert values['twistedpypi_http_requests_total{route="upload",status="413"}'] == 1
+
+
+def test_a_request_refused_as_its_body_streams_is_counted_once_whatever_follows(start_server, packages):
+    import socket
+    import time
+
+    from tests.metrics_text import parse_metrics
+    from tests.waiting import until
+
+    server = start_server("-P", ".", "-a", ".", "--disable-fallback", "--max-upload-size", "1K", str(packages))
+    part = _form([(":action", b"file_upload")], "demo-1.0.tar.gz", b"y" * 5000)[:-20]
+    client = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    client.sendall(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: multipart/form-data; boundary=xyz\r\n\r\n" + b"%x\r\n%s\r\n" % (len(part), part)
+    )
+    assert client.recv(4096).startswith(b"HTTP/1.1 413 ")
+    # Still sending (the body is read and dropped for a while): a broken
+    # chunk now is not a second request to answer, log or count.
+    client.sendall(b"zz-not-hex\r\n")
+    time.sleep(0.3)
+    client.close()
+    assert until(lambda: '"POST / HTTP/1.1" 413 ' in server.log(), 5)
+    time.sleep(0.3)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("GET", "/metrics")
+    values = parse_metrics(connection.getresponse().read().decode())
+    connection.close()
+    answered = {
+        key: value
+        for key, value in values.items()
+        if key.startswith("twistedpypi_http_requests_total{") and 'route="health"' not in key
+    }
+    assert answered == {'twistedpypi_http_requests_total{route="upload",status="413"}': 1}, answered
+    assert '"-" 400' not in server.log()

@@ -120,6 +120,8 @@ class _Passwords:
 
     def remember(self, digest: bytes) -> None:
         """Remember a login found right, forgetting the oldest past the bound."""
+        if digest in self.remembered:
+            return  # verified twice at once: already kept
         if len(self.remembered) >= MAX_REMEMBERED_LOGINS:
             del self.remembered[next(iter(self.remembered))]
         self.remembered[digest] = None

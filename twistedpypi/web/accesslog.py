@@ -72,14 +72,15 @@ _clock = _Clock()
 REFUSED_FORMAT = '%s - - [%s] "-" %s %s "-" "-" %.3f'
 """
 L{FORMAT} for an answer given before a request line was read whole (too
-long, or too slow): its request is C{"-"}, as Apache and nginx log one.
+long, too slow, malformed): its request is C{"-"}, as Apache and nginx
+log one.
 """
 
 
 def log_refused_connection(client: str, status: int, size: int, duration: float) -> None:
     """
     Log an answer given to a connection whose request line never came
-    whole: C{414} (too long) or C{408} (too slow).
+    whole: C{414} (too long), C{408} (too slow) or C{400} (malformed).
 
     @param duration: seconds from the connection's first byte to the answer.
     """

@@ -177,7 +177,11 @@ class Guard(Resource):
         if verdict is not Verdict.ALLOWED:
             return refuse(request, verdict, self.action)
         principal = principal_of(request)
-        project = project_of(request) if self.action in (DOWNLOAD, LIST) else None
+        project = None
+        if self.action in (DOWNLOAD, LIST):
+            # A resource for one project says which (pypiserver's
+            # /NAME/json); a route's resource is told it by the path.
+            project = getattr(self.resource, "project", None) or project_of(request)
         if principal is not None and project is not None:
             refusal = principal.refusal(self.action, project)
             if refusal is not None:

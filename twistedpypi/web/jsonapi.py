@@ -56,8 +56,9 @@ class JsonApi(Resource):
             parts.pop()
         if len(parts) not in (2, 3) or parts[-1] != "json":
             return error_page(request, 404, "use /pypi/<project>/json or /pypi/<project>/<version>/json")
+        wanted = parts[1] if len(parts) == 3 else None
         return self.render_document(
-            request, parts[0], parts[1] if len(parts) == 3 else None, lambda normalized: "/pypi/" + "/".join([normalized, *parts[1:]])
+            request, parts[0], wanted, lambda normalized: "/pypi/" + "/".join([normalized, *parts[1:]])
         )
 
     def render_document(

@@ -73,13 +73,14 @@ class ProjectDocument(Resource):
 
     isLeaf = True
 
-    def __init__(self, documents: JsonApi, name: str) -> None:
+    def __init__(self, documents: JsonApi, project: str) -> None:
         super().__init__()
         self.documents = documents
-        self.name = name
+        self.project = project
+        """The project's name as the path spells it (what the guard checks)."""
 
     def render_GET(self, request: Request) -> bytes:
-        return self.documents.render_document(request, self.name, None, lambda normalized: f"/{normalized}/json")
+        return self.documents.render_document(request, self.project, None, lambda normalized: f"/{normalized}/json")
 
 
 @dataclass(frozen=True)
@@ -216,9 +217,10 @@ class RouteNames:
             return route.metrics_name
         # /<project>/, pypiserver's shortcut, /<project>/json, its JSON
         # document, or nothing at all.
-        if path.count(b"/") > 2:
+        slashes = path.count(b"/")
+        if slashes > 2:
             return "other"
-        return "json" if path.endswith(b"/json") else "shortcut"
+        return "json" if slashes == 2 and path.endswith(b"/json") else "shortcut"
 
 
 class Root(Resource):

@@ -90,7 +90,6 @@ them (valid and normalised), with their text: what L{SimpleIndex} need not
 check again."""
 
 
-
 class SimpleIndex(Resource):
     """
     C{/simple/} and C{/simple/<project>/}.

@@ -15,7 +15,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import NOT_MODIFIED, HTTPChannel
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.error import UnsupportedMethod
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from twistedpypi.auth import AccessPolicy
 from twistedpypi.config import (
@@ -149,6 +150,9 @@ class IndexChannel(HTTPChannel):
 
     _host = None
     _peer = None
+    _refusal_sent = False
+    """Whether this connection's request was answered early (refused):
+    anything after that is not answered, logged or counted again."""
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -323,17 +327,21 @@ class IndexChannel(HTTPChannel):
         """
         Answer without a request object (there is none yet, or its body is
         not wanted) and close: whatever else the client sends is not read.
-        The answer is logged and counted (L{IndexSite.refused_early}).
+        The answer is logged and counted (L{IndexSite.refused_early}),
+        unless the request was refused already, its body still being read
+        and dropped (L{IndexRequest.refuse_early}): then this only closes.
         """
-        body = reason.encode("utf-8")
-        self.transport.write(
-            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (code, phrase, len(body), body)
-        )
-        started, self._header_started = self._header_started, None
-        site = getattr(self, "site", None)
-        if isinstance(site, IndexSite):
-            site.refused_early(self, code, len(body), started)
+        if not self._refusal_sent:
+            self._refusal_sent = True
+            body = reason.encode("utf-8")
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (code, phrase, len(body), body)
+            )
+            started, self._header_started = self._header_started, None
+            site = getattr(self, "site", None)
+            if isinstance(site, IndexSite):
+                site.refused_early(self, code, len(body), started)
         self.dataReceived = self.lineReceived = self.rawDataReceived = lambda *args: None
         self.loseConnection()
         # A client that does not read its answer does not keep the
@@ -548,6 +556,7 @@ class IndexRequest(Request):
         # No "100 Continue" after this.
         self.requestHeaders.removeHeader(b"expect")
         channel = self.channel
+        channel._refusal_sent = True
         transport = channel.transport
         transport.write(
             b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -586,7 +595,10 @@ class IndexRequest(Request):
         """
         allowed = allowed_methods(resource)
         if allowed is None or self.method in allowed and self.method != b"OPTIONS":
-            super().render(resource)
+            if self.method == b"HEAD":
+                self._render_head(resource)
+            else:
+                super().render(resource)
             return
         self.setHeader(b"allow", b", ".join(allowed))
         if self.method == b"OPTIONS":
@@ -601,6 +613,28 @@ class IndexRequest(Request):
         )
         self.setHeader(b"content-length", b"%d" % len(body))
         self.write(body)
+        self.finish()
+
+    def _render_head(self, resource: Resource) -> None:
+        """
+        Answer C{HEAD} as C{GET} would, without the body: a page gives its
+        body whatever the method, which Twisted eats, but logging a warning
+        for every C{HEAD} a client sends.
+        """
+        try:
+            body = resource.render(self)
+        except UnsupportedMethod:
+            super().render(resource)  # Twisted's own answer; nothing was sent
+            return
+        if body is NOT_DONE_YET:
+            return
+        if not isinstance(body, bytes):
+            log.error("{resource} answered HEAD with {body!r}, not bytes", resource=resource, body=body)
+            self.setResponseCode(500)
+            body = b""
+        if body:
+            self.setHeader(b"content-length", b"%d" % len(body))
+        self.write(b"")
         self.finish()
 
     def process(self) -> None:
@@ -710,7 +744,9 @@ class IndexSite(Site):
                     status = 499
                 if self.access_log:
                     log_access(request, status, monotonic() - request.started)
-                self.metrics.request_answered(self._route(request), status, request.sentLength)
+                # Outside --server-base-url, or its bare path: no route's.
+                route = "other" if request.base_path_answer is not None else self._route(request)
+                self.metrics.request_answered(route, status, request.sentLength)
         except Exception:
             log.failure("counting an answered request failed")
         finally:

@@ -205,3 +205,26 @@ async def test_a_micro_cache_that_asks_is_told_to_keep_a_page_until_the_next_sec
     again, _ = await get(treq, url, headers={"X-Micro-Cache": "second", "If-None-Match": etag})
     assert again.code == 304
     assert again.headers.getRawHeaders("x-accel-expires")[0].startswith("@")
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("url", ["/simple/demo-pkg/", "/simple/Demo_Pkg/", "/simple/nothing-here/", "/pypi/demo-pkg/json", "/", SDIST])
+async def test_head_answers_as_get_without_a_body_or_a_warning_in_the_log(index_site, url, logged):
+    def answer(method):
+        request = method + b" " + url.encode() + b" HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        return threads.deferToThread(exchange, index_site, request)
+
+    got = await answer(b"GET")
+    headed = await answer(b"HEAD")
+    got_head, body = got.split(b"\r\n\r\n", 1)
+    head_head, nothing = headed.split(b"\r\n\r\n", 1)
+
+    def status_and_length(head):
+        lines = head.split(b"\r\n")
+        return lines[0], [line for line in lines if line.lower().startswith(b"content-length:")]
+
+    assert status_and_length(head_head) == status_and_length(got_head)
+    assert nothing == b""
+    # Twisted would log "Warning: HEAD request ... I think I'll eat it." for
+    # each page, which gives its body whatever the method.
+    assert not [line for line in logged if "HEAD request" in line], logged

@@ -158,6 +158,7 @@ async def test_pypiservers_project_document_is_served_counted_and_guarded_for_li
         (b"GET", b"/", None, "welcome"),
         (b"GET", b"/demo/", None, "shortcut"),
         (b"GET", b"/demo/json", None, "json"),
+        (b"GET", b"/json", None, "shortcut"),
         (b"GET", b"/demo/x/y", None, "other"),
     ],
 )
