@@ -175,6 +175,25 @@ def test_pip_installs_with_a_download_token_in_the_index_url(start_server, packa
     for path in ("/simple/other/", "/packages/other-1.0-py3-none-any.whl", "/pypi/Other/json", "/other/json", "/Other/json"):
         status, headers, body = request(server, "GET", path, auth=("__token__", scoped))
         assert status == 403 and (b"'other'" in body or b"'Other'" in body), path
+    # A file name longer than 200 characters (many platform tags) is
+    # checked by its whole name: a cut one named no project the rules know.
+    tags = ".".join(f"manylinux_2_{minor}_x86_64" for minor in range(17, 27))
+    long_name = f"other-3.0-cp312-cp312-{tags}.whl"
+    assert len(long_name) > 200
+    (packages / long_name).write_bytes(wheel_bytes("other", "3.0")[1])
+    assert poll(lambda: request(server, "GET", f"/packages/{long_name}", auth=("__token__", reader))[0] == 200)
+    for path in (f"/packages/{long_name}", f"/packages/{long_name}.metadata"):
+        assert request(server, "GET", path, auth=("__token__", scoped))[0] == 403, path
+    # pip search's XML-RPC names no project the token may not list.
+    import xmlrpc.client
+
+    rpc = xmlrpc.client.ServerProxy(f"http://__token__:{scoped}@127.0.0.1:{server.port}/RPC2")
+    assert rpc.package_releases("other", True) == []
+    assert rpc.package_releases("demo", True) == ["1.0"]
+    assert rpc.list_packages() == ["demo"]
+    assert [hit["name"] for hit in rpc.search({"name": ["o"]})] == ["demo"]
+    wide = xmlrpc.client.ServerProxy(f"http://__token__:{reader}@127.0.0.1:{server.port}/RPC2")
+    assert sorted(wide.list_packages()) == ["demo", "other"]
 
 
 def test_a_permissions_file_lets_alice_upload_demo_refuses_bob_and_is_read_again_when_edited(

@@ -141,7 +141,9 @@ def project_of(request: Request) -> str | None:
             name = name.removesuffix(suffix)
     else:
         return None
-    text = name.decode("utf-8", "replace")[:200]
+    # The whole name, as the resource will read it: a cut one could name
+    # another project (or none), which other rules allow.
+    text = name.decode("utf-8", "replace")
     if route == b"packages":
         dist = parse_filename(text)
         return dist.project if dist is not None else text

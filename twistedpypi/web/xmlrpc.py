@@ -6,12 +6,16 @@ C{package_releases}.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from twisted.web import xmlrpc
 from twisted.web.server import Request
 
+from twistedpypi.auth import LIST
 from twistedpypi.index.distfile import normalize_name, version_sort_key
 from twistedpypi.index.model import PackageIndex
 from twistedpypi.pages.browse import release_summary
+from twistedpypi.web.guard import principal_of
 from twistedpypi.web.respond import error_page
 
 MAX_REQUEST_SIZE = 64 * 1024
@@ -72,7 +76,20 @@ class PackageSearch(xmlrpc.XMLRPC):
             self._rows, self._rows_serial = rows, self.index.serial
         return self._rows
 
-    def xmlrpc_search(self, spec: dict, operator: str = "and") -> list[dict]:
+    @staticmethod
+    def _listable(request: Request) -> Callable[[str], bool]:
+        """
+        Whether the requester may list a project (by its normal name): a
+        user or token refused a project's pages is not told of it here
+        either.
+        """
+        principal = principal_of(request)
+        if principal is None:
+            return lambda name: True
+        return lambda name: principal.refusal(LIST, name) is None
+
+    @xmlrpc.withRequest
+    def xmlrpc_search(self, request: Request, spec: dict, operator: str = "and") -> list[dict]:
         """
         Releases whose fields contain the terms, case-insensitively, as
         PyPI's C{search} did: C{spec} maps C{name}, C{version} or
@@ -95,9 +112,10 @@ class PackageSearch(xmlrpc.XMLRPC):
         if not wanted:
             return []
         combine = all if str(operator).lower() == "and" else any
+        listable = self._listable(request)
         hits = []
         for row in self._releases():
-            if combine(_matches(row, field, terms) for field, terms in wanted):
+            if combine(_matches(row, field, terms) for field, terms in wanted) and listable(row["normalized"]):
                 hits.append(
                     {
                         "name": row["name"],
@@ -108,17 +126,20 @@ class PackageSearch(xmlrpc.XMLRPC):
                 )
         return hits
 
-    def xmlrpc_list_packages(self) -> list[str]:
-        """Every project's name."""
-        return [project.display_name for _, project in sorted(self.index.projects.items())]
+    @xmlrpc.withRequest
+    def xmlrpc_list_packages(self, request: Request) -> list[str]:
+        """Every project's name the requester may list."""
+        listable = self._listable(request)
+        return [project.display_name for name, project in sorted(self.index.projects.items()) if listable(name)]
 
-    def xmlrpc_package_releases(self, name: str, show_hidden: bool = False) -> list[str]:
+    @xmlrpc.withRequest
+    def xmlrpc_package_releases(self, request: Request, name: str, show_hidden: bool = False) -> list[str]:
         """
         A project's versions, newest first, as PyPI answers: all of them
         with C{show_hidden}, else just the newest release.
         """
         project = self.index.project(normalize_name(str(name)))
-        if project is None:
+        if project is None or not self._listable(request)(project.name):
             return []
         if not show_hidden:
             return [project.latest_version()]
